@@ -1,0 +1,111 @@
+"""nmt-evaluate: SacreBLEU BLEU and chrF of a hypothesis file, or of a checkpoint on named test sets."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from nmt import NmtError
+from nmt.cli.common import hydra_cli
+from nmt.config import EvaluateJob
+from nmt.data.corpus import data_path, read_lines, read_parallel
+from nmt.metrics import Score, score_all
+from nmt.runtime import hardware, resolve_device
+from nmt.training.checkpoint import load_model
+from nmt.translator import Translator
+
+log = logging.getLogger(__name__)
+
+
+def score_line(s: Score) -> str:
+    detail = f" [{s.detail}]" if s.detail else ""
+    return f"{s.metric} = {s.score:.2f} ({s.signature}){detail}"
+
+
+def evaluate_files(cfg: EvaluateJob) -> dict:
+    if not (cfg.hyp and cfg.ref):
+        raise NmtError("give both hyp=FILE and ref=FILE (or ckpt=FILE to translate test sets)")
+    hyps, refs = read_lines(Path(cfg.hyp)), read_lines(Path(cfg.ref))
+    if len(hyps) != len(refs):
+        raise NmtError(f"{cfg.hyp} has {len(hyps)} lines but {cfg.ref} has {len(refs)}")
+    scores = score_all(hyps, refs, cfg.lang or "ja", cfg.tokenize, cfg.segmented)
+    for s in scores:
+        print(score_line(s))
+    return {"hyp": cfg.hyp, "ref": cfg.ref, "sentences": len(hyps), "scores": [s.as_dict() for s in scores]}
+
+
+def evaluate_checkpoint(cfg: EvaluateJob) -> dict:
+    device = resolve_device(cfg.device)
+    model, src_tok, tgt_tok, ckpt = load_model(cfg.ckpt, device)
+    lang = cfg.lang or ckpt["config"]["data"]["tgt_lang"]
+    names = cfg.test_sets or list(cfg.data.test_sets)
+    unknown = [n for n in names if n not in cfg.data.test_sets]
+    if unknown:
+        raise NmtError(f"unknown test set(s) {', '.join(unknown)}; known: {', '.join(cfg.data.test_sets)}")
+    translator = Translator(model, src_tok, tgt_tok, cfg.search, device, cfg.batch_size, max_input_len=10**6)
+    rows = []
+    for name in names:
+        ts = cfg.data.test_sets[name]
+        src, refs = read_parallel(data_path(cfg.data, ts.src), data_path(cfg.data, ts.ref))
+        start = time.perf_counter()
+        hyps = [t.text for t in translator.translate(src, str(data_path(cfg.data, ts.src)))]
+        secs = time.perf_counter() - start
+        if cfg.hyp_dir:
+            Path(cfg.hyp_dir).mkdir(parents=True, exist_ok=True)
+            (Path(cfg.hyp_dir) / f"{name}.hyp").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
+        scores = score_all(hyps, refs, lang, cfg.tokenize, ts.segmented)
+        rows.append(
+            {
+                "test_set": name,
+                "sentences": len(src),
+                "seconds": round(secs, 2),
+                "sentences_per_second": round(len(src) / max(secs, 1e-9), 1),
+                "scores": [s.as_dict() for s in scores],
+            }
+        )
+        log.info("%s: %d sentences in %.1fs, %s", name, len(src), secs, score_line(scores[0]))
+    print_table(rows)
+    return {
+        "checkpoint": cfg.ckpt,
+        "search": {k: getattr(v, "value", v) for k, v in vars(cfg.search).items()},
+        "hardware": hardware(device),
+        "results": rows,
+    }
+
+
+def print_table(rows: list[dict]) -> None:
+    seg = any(len(r["scores"]) == 3 for r in rows)
+    head = f"{'test set':<26}{'sents':>7}{'BLEU':>8}{'chrF':>8}{'sent/s':>9}" + (
+        f"{'BLEU seg':>10}" if seg else ""
+    )
+    print(head)
+    print("-" * len(head))
+    sigs: dict[str, str] = {}
+    for r in rows:
+        sc = r["scores"]
+        main, chrf = (sc[1], sc[2]) if len(sc) == 3 else (sc[0], sc[1])
+        line = f"{r['test_set']:<26}{r['sentences']:>7}{main['score']:>8.2f}{chrf['score']:>8.2f}{r['sentences_per_second']:>9.1f}"
+        if seg:
+            line += f"{sc[0]['score']:>10.2f}" if len(sc) == 3 else f"{'':>10}"
+        print(line)
+        for s in sc:
+            sigs[s["signature"]] = s["metric"] + (
+                " (BLEU seg: -tok none on the segmented text)" if "tok:none" in s["signature"] else ""
+            )
+    for sig, what in sigs.items():
+        print(f"  {what}: {sig}")
+
+
+def task(cfg: EvaluateJob) -> None:
+    result = evaluate_checkpoint(cfg) if cfg.ckpt else evaluate_files(cfg)
+    if cfg.output:
+        Path(cfg.output).write_text(json.dumps(result, indent=1, ensure_ascii=False))
+        log.info("results written to %s", cfg.output)
+
+
+main = hydra_cli("evaluate", task)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""nmt-train: train a model (preparing the data first if needed); also under torchrun for several GPUs."""
+
+from __future__ import annotations
+
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from nmt.cli.common import hydra_cli, run_dir
+from nmt.config import TrainJob
+from nmt.training.trainer import train
+
+
+def task(cfg: TrainJob) -> None:
+    with logging_redirect_tqdm():
+        train(cfg, run_dir())
+
+
+main = hydra_cli("train", task)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""nmt-translate: a checkpoint and a file (or stdin) in, one translation per input line out.
+
+Output to a file is written to a temporary file and renamed at the end, so an error or an
+interrupt never leaves a half-written output behind. On a terminal, a progress bar shows
+sentences/s; with a terminal on stdin and no input file, it runs interactively.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+from tqdm import tqdm
+
+from nmt import NmtError
+from nmt.cli.common import hydra_cli
+from nmt.config import OutputFormat, TranslateJob
+from nmt.runtime import resolve_device
+from nmt.training.checkpoint import load_model
+from nmt.translator import Translation, Translator, read_raw_lines
+
+log = logging.getLogger(__name__)
+
+
+def count_lines(path: Path) -> int:
+    n, last = 0, b"\n"
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            n += block.count(b"\n")
+            last = block[-1:]
+    return n + (last != b"\n")
+
+
+def format_line(t: Translation, fmt: OutputFormat, lineno: int) -> str:
+    if fmt == OutputFormat.text:
+        return t.text
+    rec = {"line": lineno, "translation": t.text, "score": t.score, "log_prob": t.log_prob}
+    if len(t.nbest) > 1:
+        rec["nbest"] = [{"translation": s, "score": sc, "log_prob": lp} for s, sc, lp in t.nbest]
+    if t.src_pieces is not None:
+        rec.update(src_pieces=t.src_pieces, tgt_pieces=t.tgt_pieces, attention=t.attention)
+    return json.dumps(rec, ensure_ascii=False)
+
+
+def interactive(translator: Translator, fmt: OutputFormat) -> None:
+    print("nmt interactive: type a sentence and press Enter; Ctrl-D to quit.", file=sys.stderr)
+    lineno = 0
+    while True:
+        try:
+            line = input("> ")
+        except EOFError:
+            print(file=sys.stderr)
+            return
+        lineno += 1
+        t = translator.translate([line], "<stdin>", lineno)[0]
+        print(format_line(t, fmt, lineno), flush=True)
+        for s, score, _ in t.nbest[1:]:
+            print(f"  [{score:.3f}] {s}", file=sys.stderr)
+
+
+def task(cfg: TranslateJob) -> None:
+    device = resolve_device(cfg.device)
+    model, src_tok, tgt_tok, _ = load_model(cfg.ckpt, device)
+    translator = Translator(
+        model,
+        src_tok,
+        tgt_tok,
+        cfg.search,
+        device,
+        cfg.batch_size,
+        cfg.max_input_len,
+        cfg.on_bad_line,
+        cfg.with_attention,
+    )
+    is_interactive = (
+        cfg.interactive if cfg.interactive is not None else cfg.input == "-" and sys.stdin.isatty()
+    )
+    if is_interactive:
+        interactive(translator, cfg.format)
+        return
+    if cfg.input == "-":
+        src, name, total = sys.stdin.buffer, "<stdin>", None
+    else:
+        path = Path(cfg.input)
+        if not path.is_file():
+            raise NmtError(f"{path}: input file not found")
+        src, name, total = open(path, "rb"), str(path), count_lines(path)
+    show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
+    bar = tqdm(total=total, unit="sent", disable=not show, dynamic_ncols=True, desc="translate")
+    start, n = time.perf_counter(), 0
+    try:
+        with _Output(cfg.output) as out:
+            for n, t in enumerate(
+                translator.stream(read_raw_lines(src), name, cfg.chunk_lines, bar.update), start=1
+            ):
+                out.write((format_line(t, cfg.format, n) + "\n").encode("utf-8"))
+    finally:
+        bar.close()
+        if src is not sys.stdin.buffer:
+            src.close()
+    secs = time.perf_counter() - start
+    log.info(
+        "translated %d lines in %.1fs (%.1f sentences/s)%s",
+        n,
+        secs,
+        n / max(secs, 1e-9),
+        "" if cfg.output == "-" else f" -> {cfg.output}",
+    )
+
+
+class _Output:
+    """stdout, or a file written atomically (temporary file in the same folder, renamed on success)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.tmp: Path | None = None
+        self.f: BinaryIO | None = None
+
+    def __enter__(self) -> BinaryIO:
+        if self.target == "-":
+            self.f = sys.stdout.buffer
+            return self.f
+        dest = Path(self.target)
+        if not dest.parent.is_dir():
+            raise NmtError(f"{dest}: the output folder does not exist")
+        self.tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
+        self.f = open(self.tmp, "wb")
+        return self.f
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.tmp is None:
+            self.f.flush()
+            return
+        self.f.close()
+        if exc_type is None:
+            os.replace(self.tmp, self.target)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+main = hydra_cli("translate", task)
+
+if __name__ == "__main__":
+    main()

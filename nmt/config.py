@@ -1,0 +1,351 @@
+"""Dataclass schemas for every config group; ``register_configs()`` puts them in Hydra's ConfigStore.
+
+The dataclasses are the single source of defaults and documentation. Hydra composes the YAML files
+in ``conf/`` on top of them, so an unknown key, a mistyped key or a value of the wrong type is
+rejected with a message naming it. Library code receives real dataclasses (``OmegaConf.to_object``)
+and never sees Hydra. ``validate_*`` functions add the checks a type cannot express.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from enum import Enum
+from pathlib import Path
+
+from omegaconf import MISSING
+
+from nmt import NmtError
+
+# ----------------------------------------------------------------------------- choices
+
+
+class Cell(str, Enum):
+    lstm = "lstm"
+    gru = "gru"
+
+
+class Attention(str, Enum):
+    """``bahdanau``: additive score on the previous decoder state, context fed into the RNN
+    (Bahdanau et al. 2015). ``luong_*``: score on the current top decoder state, then an
+    attentional hidden state (Luong et al. 2015) with the dot, general or concat score."""
+
+    bahdanau = "bahdanau"
+    luong_dot = "luong_dot"
+    luong_general = "luong_general"
+    luong_concat = "luong_concat"
+
+
+class Bridge(str, Enum):
+    learned = "learned"  # tanh(W [h_fwd; h_bwd]) of the top encoder layer, for every decoder layer
+    zero = "zero"  # decoder starts from zeros
+    copy = "copy"  # encoder layer l's final [h_fwd; h_bwd] -> decoder layer l (sizes must match)
+
+
+class SpmModel(str, Enum):
+    unigram = "unigram"
+    bpe = "bpe"
+
+
+class Optimizer(str, Enum):
+    adam = "adam"
+    sgd = "sgd"
+
+
+class Schedule(str, Enum):
+    constant = "constant"
+    inverse_sqrt = "inverse_sqrt"  # linear warmup, then lr * sqrt(warmup / step)
+    plateau = "plateau"  # multiply by plateau_factor when dev BLEU stops improving
+
+
+class Precision(str, Enum):
+    auto = "auto"  # bf16 autocast on CUDA when supported, else fp32
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"  # CUDA only, with dynamic loss scaling
+
+
+class BatchType(str, Enum):
+    tokens = "tokens"  # batch_size counts padded tokens (max(src, tgt) length x sentences)
+    sents = "sents"  # batch_size counts sentences
+
+
+class SearchMethod(str, Enum):
+    greedy = "greedy"
+    beam = "beam"
+    sample = "sample"
+
+
+class LengthPenalty(str, Enum):
+    none = "none"  # raw log-probability
+    average = "average"  # log-probability / length
+    gnmt = "gnmt"  # log-probability / ((5 + length) / 6) ** alpha (Wu et al. 2016)
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    jsonl = "jsonl"
+
+
+class BadLine(str, Enum):
+    """What to do with an input line that is invalid UTF-8 or longer than ``max_input_len``."""
+
+    error = "error"  # stop with an error naming the line
+    fix = "fix"  # replace bad bytes with U+FFFD / truncate to the limit, with a warning
+
+
+# ----------------------------------------------------------------------------- groups
+
+
+@dataclass
+class TestSetConfig:
+    src: str = MISSING  # path, relative to data.root unless absolute
+    ref: str = MISSING
+    segmented: bool = False  # reference is word-segmented with spaces (score -tok none as well)
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    # Folder holding the corpora. "auto": $NMT_DATA_ROOT, else <repo>/data/corpora (where the
+    # download scripts put them), else <repo>/../shared/data.
+    root: str = "auto"
+    corpus: str = MISSING  # folder under root with {train,dev,test}.{src_lang,tgt_lang}
+    src_lang: str = "en"
+    tgt_lang: str = "ja"
+    train: str = "train"
+    dev: str = "dev"
+    test: str = "test"
+    segmented: bool = False  # the target side is pre-segmented with spaces (small_parallel_enja)
+    max_len: int = 100  # training pairs with more pieces on either side are dropped
+    max_len_ratio: float = 3.0  # ... or with a longer/shorter piece ratio above this
+    max_train_pairs: int = 0  # use only the first N training pairs (0 = all); for CPU subsets
+    test_sets: dict[str, TestSetConfig] = field(default_factory=dict)
+
+
+@dataclass
+class TokenizerConfig:
+    model_type: SpmModel = SpmModel.unigram
+    joint: bool = False  # one vocabulary for both languages
+    vocab_size: int = 8000  # per side, or of the joint vocabulary
+    src_vocab_size: int = 0  # 0: vocab_size
+    tgt_vocab_size: int = 0
+    # None: 0.9995 for ja/zh/ko (rare characters become <unk> rather than pieces), else 1.0
+    character_coverage: float | None = None
+    input_sentence_size: int = 2_000_000  # sentences sampled to train SentencePiece
+    byte_fallback: bool = False
+    split_digits: bool = False
+    normalization: str = "nmt_nfkc"
+
+
+@dataclass
+class ModelConfig:
+    cell: Cell = Cell.lstm  # for encoder and decoder
+    emb_dim: int = 256  # source and target embeddings
+    enc_hidden: int = 128  # per direction
+    enc_layers: int = 2
+    dec_hidden: int = 256
+    dec_layers: int = 2
+    attention: Attention = Attention.luong_general
+    attn_dim: int = 0  # hidden size of the additive scores (bahdanau, luong_concat); 0: dec_hidden
+    input_feeding: bool = True  # feed the previous attentional vector into the decoder (Luong)
+    bridge: Bridge = Bridge.learned
+    dropout: float = 0.2  # between RNN layers and on the attentional output
+    emb_dropout: float = 0.2
+    tie_embeddings: bool = False  # target embedding = output projection (adds dec->emb projection if needed)
+    forget_bias: float = 1.0  # initial forget-gate bias (Gers et al. 2000; Jozefowicz et al. 2015)
+    init_range: float = 0.1  # uniform(-r, r) init of all weights; 0: PyTorch defaults
+
+
+@dataclass
+class TrainConfig:
+    optimizer: Optimizer = Optimizer.adam
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    momentum: float = 0.0  # SGD
+    weight_decay: float = 0.0
+    schedule: Schedule = Schedule.constant
+    warmup_steps: int = 0  # linear warmup (all schedules)
+    plateau_factor: float = 0.5
+    plateau_patience: int = 1  # validations without improvement before the LR is cut
+    min_lr: float = 1e-5
+    clip_norm: float = 5.0  # clip gradients by global L2 norm (Pascanu et al. 2013); 0: off
+    label_smoothing: float = 0.1
+    batch_type: BatchType = BatchType.tokens
+    batch_size: int = 4096
+    max_steps: int = 0  # stop after this many updates (0: no limit)
+    max_epochs: int = 0  # (0: no limit)
+    max_time: float = 0.0  # minutes of wall-clock training, validations included (0: no limit)
+    valid_every: int = 1000  # steps
+    valid_bleu: bool = True  # greedy-decode the dev set at each validation
+    valid_max_sents: int = 0  # decode only the first N dev sentences for BLEU (0: all)
+    patience: int = 0  # stop after N validations without a better dev BLEU (0: off)
+    log_every: int = 100
+    accum_steps: int = 1  # batches accumulated per update (per process)
+    keep_last: int = 5  # newest step checkpoints kept (weights only, for averaging); best.pt, last.pt always
+    keep_best: int = 5  # best step checkpoints (by dev BLEU) kept as well
+    precision: Precision = Precision.auto
+    num_threads: int = 0  # CPU intra-op threads (0: PyTorch's default)
+    resume: bool = False  # continue from <run_dir>/checkpoints/last.pt
+    sort_buckets: int = 0  # sentences per length-sorting window (0: the whole epoch)
+
+
+@dataclass
+class SearchConfig:
+    method: SearchMethod = SearchMethod.greedy
+    beam_size: int = 5
+    nbest: int = 1  # hypotheses returned per sentence (<= beam_size)
+    length_penalty: LengthPenalty = LengthPenalty.gnmt
+    alpha: float = 0.6  # GNMT length penalty exponent
+    coverage_penalty: float = 0.0  # GNMT coverage penalty beta (0: off)
+    max_len_a: float = 2.0  # hypotheses end at a * source pieces + b target pieces
+    max_len_b: int = 10
+    min_len: int = 0  # no EOS before this many pieces
+    no_repeat_ngram: int = 0  # forbid repeating any n-gram of this size (0: off)
+    temperature: float = 1.0  # sampling: softmax(logits / T)
+    top_k: int = 0  # sampling: keep the k most likely pieces (0: all)
+    seed: int = 1234  # sampling
+
+
+# ----------------------------------------------------------------------------- jobs
+
+
+@dataclass
+class TrainJob:
+    """nmt-prepare and nmt-train (they share the run directory)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)  # used by the recipes' final evaluation
+    name: str = "${data.name}"
+    run_dir: str = "runs/${name}"
+    seed: int = 1234
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+
+@dataclass
+class TranslateJob:
+    """nmt-translate."""
+
+    ckpt: str = MISSING
+    input: str = "-"  # file, or - for stdin
+    output: str = "-"  # file, or - for stdout
+    search: SearchConfig = field(default_factory=SearchConfig)
+    format: OutputFormat = OutputFormat.text
+    with_attention: bool = False  # jsonl: add source/target pieces and the attention matrix
+    batch_size: int = 4096  # source tokens per batch
+    chunk_lines: int = 20000  # lines read, sorted and translated at a time (memory bound)
+    max_input_len: int = 250  # source pieces; longer lines are handled by on_bad_line
+    on_bad_line: BadLine = BadLine.error
+    interactive: bool | None = None  # None: when stdin is a terminal and input is -
+    progress: bool | None = None  # None: when stderr is a terminal
+    device: str = "auto"
+
+
+@dataclass
+class EvaluateJob:
+    """nmt-evaluate: score a hypothesis file, or translate and score named test sets."""
+
+    hyp: str | None = None  # hypothesis file (with ref)
+    ref: str | None = None
+    ckpt: str | None = None  # or: a checkpoint and test sets
+    test_sets: list[str] = field(default_factory=list)  # names from data.test_sets; empty: all
+    data: DataConfig = field(default_factory=DataConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    lang: str | None = None  # target language; None: the checkpoint's, else "ja"
+    tokenize: str | None = None  # SacreBLEU tokenizer; None: by language (ja -> ja-mecab)
+    segmented: bool = False  # hyp/ref are word-segmented: also report -tok none on them as given
+    batch_size: int = 4096
+    output: str | None = None  # JSON file for the results
+    hyp_dir: str | None = None  # write each test set's translations to <hyp_dir>/<name>.hyp
+    device: str = "auto"
+
+
+def describe(cfg: object) -> str:
+    """A dataclass config as ``key=value`` pairs (enums by value), for log lines."""
+    return " ".join(
+        f"{f.name}={getattr(getattr(cfg, f.name), 'value', getattr(cfg, f.name))}" for f in fields(cfg)
+    )
+
+
+def register_configs() -> None:
+    """Store the job schemas in Hydra's ConfigStore (called by each CLI before composing)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainJob)
+    cs.store(name="translate_schema", node=TranslateJob)
+    cs.store(name="evaluate_schema", node=EvaluateJob)
+
+
+# ----------------------------------------------------------------------------- checks
+
+CJK_LANGS = ("ja", "zh", "ko")
+
+
+def character_coverage(tok: TokenizerConfig, lang: str) -> float:
+    if tok.character_coverage is not None:
+        return tok.character_coverage
+    return 0.9995 if lang in CJK_LANGS else 1.0
+
+
+def validate_model(m: ModelConfig) -> None:
+    """Checks that types cannot express; raises NmtError naming the keys."""
+    for key in ("emb_dim", "enc_hidden", "enc_layers", "dec_hidden", "dec_layers"):
+        if getattr(m, key) < 1:
+            raise NmtError(f"model.{key} must be >= 1, got {getattr(m, key)}")
+    if not 0.0 <= m.dropout < 1.0 or not 0.0 <= m.emb_dropout < 1.0:
+        raise NmtError("model.dropout and model.emb_dropout must be in [0, 1)")
+    if m.attention == Attention.luong_dot and 2 * m.enc_hidden != m.dec_hidden:
+        raise NmtError(
+            f"model.attention=luong_dot needs 2*model.enc_hidden == model.dec_hidden "
+            f"(got 2*{m.enc_hidden} != {m.dec_hidden}); use luong_general or change the sizes"
+        )
+    if m.bridge == Bridge.copy and (2 * m.enc_hidden != m.dec_hidden or m.enc_layers != m.dec_layers):
+        raise NmtError(
+            "model.bridge=copy needs 2*model.enc_hidden == model.dec_hidden and "
+            "model.enc_layers == model.dec_layers; use bridge=learned"
+        )
+
+
+def validate_train(t: TrainConfig) -> None:
+    if t.lr <= 0:
+        raise NmtError(f"train.lr must be > 0, got {t.lr}")
+    if t.batch_size < 1:
+        raise NmtError(f"train.batch_size must be >= 1, got {t.batch_size}")
+    if not 0.0 <= t.label_smoothing < 1.0:
+        raise NmtError(f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
+    if t.valid_every < 1 or t.log_every < 1:
+        raise NmtError("train.valid_every and train.log_every must be >= 1")
+    if t.accum_steps < 1:
+        raise NmtError(f"train.accum_steps must be >= 1, got {t.accum_steps}")
+    if len(t.betas) != 2:
+        raise NmtError(f"train.betas must have two values, got {t.betas}")
+
+
+def validate_search(s: SearchConfig) -> None:
+    if s.beam_size < 1:
+        raise NmtError(f"search.beam_size must be >= 1, got {s.beam_size}")
+    if not 1 <= s.nbest <= (s.beam_size if s.method == SearchMethod.beam else 1):
+        raise NmtError(
+            f"search.nbest must be between 1 and the beam size ({s.beam_size} with method=beam, "
+            f"1 otherwise), got {s.nbest}"
+        )
+    if s.temperature <= 0:
+        raise NmtError(f"search.temperature must be > 0, got {s.temperature}")
+    if s.max_len_a < 0 or s.max_len_b < 1 and s.max_len_a == 0:
+        raise NmtError("search.max_len_a * src_len + search.max_len_b must allow at least one piece")
+
+
+def repo_root() -> Path:
+    """The source checkout holding this package (conf/, data/, recipes/ live there)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def conf_dir() -> Path:
+    """conf/ of the source checkout, or the copy installed as package data (nmt/conf)."""
+    here = repo_root() / "conf"
+    if (here / "train.yaml").is_file():
+        return here
+    return Path(__file__).resolve().parent / "conf"

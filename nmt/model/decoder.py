@@ -1,0 +1,145 @@
+"""Attentional decoder: previous target pieces and the encoder memory in, attentional vectors out.
+
+Luong flow (``luong_*``, Luong et al. 2015), per step t:
+    s_t  = RNN([E y_{t-1}; h~_{t-1}], s_{t-1})          input feeding: h~_{t-1} joins the input
+    c_t  = attention(query = s_t, memory)
+    h~_t = tanh(W_c [s_t; c_t])                         attentional vector -> output layer
+Bahdanau flow (``bahdanau``, Bahdanau et al. 2015): the query is the previous state s_{t-1}, and
+the context enters the RNN, s_t = RNN([E y_{t-1}; c_t (; h~_{t-1})], s_{t-1}).
+
+The embedding part of the first layer's input is projected for all steps at once (teacher
+forcing); attention keys are precomputed once per batch (``Attention.memory``). Without input
+feeding, the Luong decoder runs its RNN first and attends over all steps in one batched product.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from nmt.data.tokenizer import PAD
+from nmt.model.attention import Attention, Memory
+from nmt.model.cells import GRUCell, LSTMCell
+
+SCORES = {"bahdanau": "additive", "luong_dot": "dot", "luong_general": "general", "luong_concat": "additive"}
+
+
+class DecoderState(NamedTuple):
+    h: torch.Tensor  # (layers, batch, hidden)
+    c: torch.Tensor | None  # (layers, batch, hidden); None for GRU
+    feed: torch.Tensor  # (batch, hidden) previous attentional vector h~_{t-1}
+
+    def select(self, idx: torch.Tensor) -> DecoderState:
+        """Rows ``idx`` of the batch (beam reordering, dropping finished sentences)."""
+        return DecoderState(
+            self.h.index_select(1, idx),
+            None if self.c is None else self.c.index_select(1, idx),
+            self.feed.index_select(0, idx),
+        )
+
+
+class Decoder(nn.Module):
+    def __init__(
+        self,
+        vocab: int,
+        emb_dim: int,
+        hidden: int,
+        layers: int,
+        mem_dim: int,
+        attention: str,
+        attn_dim: int,
+        input_feeding: bool,
+        dropout: float,
+        emb_dropout: float,
+        cell: str,
+        forget_bias: float,
+    ) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, emb_dim, padding_idx=PAD)
+        self.emb_dropout = nn.Dropout(emb_dropout)
+        self.bahdanau = attention == "bahdanau"
+        self.input_feeding = input_feeding
+        self.hidden = hidden
+        step0 = (hidden if input_feeding else 0) + (mem_dim if self.bahdanau else 0)
+        Cell = LSTMCell if cell == "lstm" else GRUCell
+        self.cells = nn.ModuleList(
+            [Cell(emb_dim, step0, hidden, forget_bias)]
+            + [Cell(0, hidden, hidden, forget_bias) for _ in range(layers - 1)]
+        )
+        self.attention = Attention(SCORES[attention], hidden, mem_dim, attn_dim)
+        self.combine = nn.Linear(hidden + mem_dim, hidden, bias=False)  # W_c
+        self.dropout = nn.Dropout(dropout)
+
+    def start(self, h: torch.Tensor, c: torch.Tensor | None) -> DecoderState:
+        """Initial state from the bridge's h, c (layers, batch, hidden); the first feed is zeros."""
+        return DecoderState(h, c, h.new_zeros(h.size(1), self.hidden))
+
+    def embed_inputs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Target ids (...,) -> the first layer's ahead-of-time gate inputs (..., gates*hidden)."""
+        return self.cells[0].project(self.emb_dropout(self.embed(tokens)))
+
+    def _rnn(self, pre: torch.Tensor, x: torch.Tensor | None, state: DecoderState) -> tuple[list, list]:
+        """Run the stacked cells one step; dropout between layers (Zaremba et al. 2014)."""
+        hs = state.h.unbind(0)
+        cs = state.c.unbind(0) if state.c is not None else [None] * len(hs)
+        new_h, new_c = [], []
+        for layer, cell in enumerate(self.cells):
+            if layer > 0:
+                x = self.dropout(new_h[-1])
+            h, c = cell(pre if layer == 0 else None, x, hs[layer], cs[layer])
+            new_h.append(h)
+            new_c.append(c)
+        return new_h, new_c
+
+    def step(
+        self, pre: torch.Tensor, state: DecoderState, mem: Memory
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+        """One step: pre (batch, gates*hidden) from ``embed_inputs`` ->
+        attentional vector (batch, hidden), new state, attention weights (batch, src_len)."""
+        if self.bahdanau:
+            ctx, weights = self.attention(state.h[-1], mem)  # query: previous top state s_{t-1}
+            x = torch.cat([ctx, state.feed], 1) if self.input_feeding else ctx  # (batch, mem_dim [+ hidden])
+        else:
+            x = state.feed if self.input_feeding else None
+        new_h, new_c = self._rnn(pre, x, state)
+        top = new_h[-1]  # (batch, hidden)
+        if not self.bahdanau:
+            ctx, weights = self.attention(top, mem)  # (batch, mem_dim), (batch, src_len)
+        out = self.dropout(torch.tanh(self.combine(torch.cat([top, ctx], 1))))  # (batch, hidden)
+        c = None if new_c[0] is None else torch.stack(new_c)
+        return out, DecoderState(torch.stack(new_h), c, out), weights
+
+    def forward(
+        self, tgt_in: torch.Tensor, state: DecoderState, mem: Memory, with_attention: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher forcing: tgt_in (batch, tgt_len) -> attentional vectors (batch, tgt_len, hidden)
+        and, if asked, attention weights (batch, tgt_len, src_len)."""
+        pre = self.embed_inputs(tgt_in)  # (batch, tgt_len, gates*hidden), one product for all steps
+        if not self.input_feeding and not self.bahdanau:
+            return self._forward_parallel_attention(pre, state, mem, with_attention)
+        outs, attns = [], []
+        for pre_t in pre.unbind(1):
+            out, state, weights = self.step(pre_t, state, mem)
+            outs.append(out)
+            if with_attention:
+                attns.append(weights)
+        return torch.stack(outs, 1), torch.stack(attns, 1) if with_attention else None
+
+    def _forward_parallel_attention(
+        self, pre: torch.Tensor, state: DecoderState, mem: Memory, with_attention: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Luong without input feeding: the RNN does not depend on attention, so run it over all
+        steps first and attend for every step in one batched product."""
+        tops = []
+        for pre_t in pre.unbind(1):
+            new_h, new_c = self._rnn(pre_t, None, state)
+            state = DecoderState(
+                torch.stack(new_h), None if new_c[0] is None else torch.stack(new_c), state.feed
+            )
+            tops.append(new_h[-1])
+        top = torch.stack(tops, 1)  # (batch, tgt_len, hidden)
+        ctx, weights = self.attention.attend(top, mem)  # (batch, tgt_len, mem_dim), (batch, tgt_len, src_len)
+        out = self.dropout(torch.tanh(self.combine(torch.cat([top, ctx], 2))))  # (batch, tgt_len, hidden)
+        return out, weights if with_attention else None

@@ -1,0 +1,93 @@
+"""Source ids in, encoder states and the decoder's initial state out.
+
+A bidirectional multi-layer LSTM (or GRU) over packed sequences: padding is never read, so a
+padded sentence gets the same states as the sentence alone, and the backward direction starts at
+each sentence's real last token (Schuster & Paliwal 1997; Bahdanau et al. 2015). The bridge maps
+the final encoder states to the decoder's initial state.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from nmt.data.tokenizer import PAD
+
+
+class Encoder(nn.Module):
+    def __init__(
+        self,
+        vocab: int,
+        emb_dim: int,
+        hidden: int,
+        layers: int,
+        dropout: float,
+        emb_dropout: float,
+        cell: str,
+    ) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, emb_dim, padding_idx=PAD)
+        self.emb_dropout = nn.Dropout(emb_dropout)
+        rnn = nn.LSTM if cell == "lstm" else nn.GRU
+        self.rnn = rnn(
+            emb_dim,
+            hidden,
+            num_layers=layers,
+            bidirectional=True,
+            batch_first=True,
+            dropout=dropout if layers > 1 else 0.0,
+        )
+        self.layers, self.hidden = layers, hidden
+
+    @property
+    def out_dim(self) -> int:
+        return 2 * self.hidden
+
+    def forward(
+        self, src: torch.Tensor, src_lens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """src (batch, src_len), src_lens (batch,) on the CPU ->
+        states (batch, src_len, 2*hidden) (zeros on padding), final h and c (layers, batch, 2*hidden)."""
+        x = self.emb_dropout(self.embed(src))  # (batch, src_len, emb)
+        packed = pack_padded_sequence(x, src_lens, batch_first=True, enforce_sorted=False)
+        out, final = self.rnn(packed)
+        states, _ = pad_packed_sequence(
+            out, batch_first=True, total_length=src.size(1)
+        )  # (batch, src_len, 2*hidden)
+        h, c = final if isinstance(final, tuple) else (final, None)
+        return states, self._join(h), None if c is None else self._join(c)
+
+    def _join(self, s: torch.Tensor) -> torch.Tensor:
+        """(layers*2, batch, hidden) -> (layers, batch, 2*hidden): [forward; backward] per layer."""
+        s = s.view(self.layers, 2, s.size(1), self.hidden)  # (layers, 2, batch, hidden)
+        return torch.cat([s[:, 0], s[:, 1]], dim=2)  # (layers, batch, 2*hidden)
+
+
+class Bridge(nn.Module):
+    """Final encoder states (layers_enc, batch, enc_dim) -> initial decoder h, c (layers_dec, batch, dec_hidden).
+
+    ``learned``: tanh(W [h_fwd; h_bwd]) of the top encoder layer, one slice per decoder layer
+    (separate weights for h and c). ``zero``: zeros. ``copy``: layer by layer, as is.
+    """
+
+    def __init__(self, kind: str, enc_dim: int, dec_hidden: int, dec_layers: int, has_cell: bool) -> None:
+        super().__init__()
+        self.kind, self.dec_hidden, self.dec_layers = kind, dec_hidden, dec_layers
+        if kind == "learned":
+            self.to_h = nn.Linear(enc_dim, dec_layers * dec_hidden)
+            self.to_c = nn.Linear(enc_dim, dec_layers * dec_hidden) if has_cell else None
+
+    def _map(self, proj: nn.Linear, s: torch.Tensor) -> torch.Tensor:
+        out = torch.tanh(proj(s[-1]))  # (batch, dec_layers*dec_hidden)
+        return (
+            out.view(-1, self.dec_layers, self.dec_hidden).transpose(0, 1).contiguous()
+        )  # (dec_layers, batch, dec_hidden)
+
+    def forward(self, h: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.kind == "copy":
+            return h, c
+        if self.kind == "zero":
+            z = h.new_zeros(self.dec_layers, h.size(1), self.dec_hidden)  # (dec_layers, batch, dec_hidden)
+            return z, None if c is None else z.clone()
+        return self._map(self.to_h, h), None if c is None else self._map(self.to_c, c)

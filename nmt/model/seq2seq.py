@@ -1,0 +1,108 @@
+"""The encoder-decoder (Sutskever et al. 2014, with attention): ``encode``, ``decode_step``, ``forward``.
+
+Search code uses only ``encode`` and ``decode_step`` (and the ``select`` of the state and memory
+they return), so a scripted fake model with the same two methods can drive it in tests.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nmt.config import ModelConfig, validate_model
+from nmt.data.tokenizer import PAD
+from nmt.model.attention import Memory
+from nmt.model.cells import GRUCell, LSTMCell
+from nmt.model.decoder import Decoder, DecoderState
+from nmt.model.encoder import Bridge, Encoder
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self, cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> None:
+        super().__init__()
+        validate_model(cfg)
+        cell = cfg.cell.value
+        self.encoder = Encoder(
+            src_vocab, cfg.emb_dim, cfg.enc_hidden, cfg.enc_layers, cfg.dropout, cfg.emb_dropout, cell
+        )
+        mem_dim = self.encoder.out_dim
+        self.bridge = Bridge(
+            cfg.bridge.value, mem_dim, cfg.dec_hidden, cfg.dec_layers, has_cell=cell == "lstm"
+        )
+        self.decoder = Decoder(
+            tgt_vocab,
+            cfg.emb_dim,
+            cfg.dec_hidden,
+            cfg.dec_layers,
+            mem_dim,
+            cfg.attention.value,
+            cfg.attn_dim,
+            cfg.input_feeding,
+            cfg.dropout,
+            cfg.emb_dropout,
+            cell,
+            cfg.forget_bias,
+        )
+        tie = cfg.tie_embeddings
+        self.pre_output = (
+            nn.Linear(cfg.dec_hidden, cfg.emb_dim, bias=False)
+            if tie and cfg.dec_hidden != cfg.emb_dim
+            else None
+        )
+        self.output = nn.Linear(cfg.emb_dim if tie else cfg.dec_hidden, tgt_vocab)
+        self._init(cfg)
+        if tie:  # Press & Wolf 2017; Inan et al. 2017
+            self.output.weight = self.decoder.embed.weight
+
+    def _init(self, cfg: ModelConfig) -> None:
+        if cfg.init_range > 0:
+            for p in self.parameters():
+                nn.init.uniform_(p, -cfg.init_range, cfg.init_range)
+        for m in self.modules():
+            if isinstance(m, (LSTMCell, GRUCell)):
+                m.init_forget_bias()
+        if cfg.cell.value == "lstm":  # nn.LSTM: gates i, f, g, o; b_ih + b_hh is the effective bias
+            h = cfg.enc_hidden
+            with torch.no_grad():
+                for name, p in self.encoder.rnn.named_parameters():
+                    if name.startswith("bias_ih"):
+                        p[h : 2 * h].fill_(cfg.forget_bias)
+                    elif name.startswith("bias_hh"):
+                        p[h : 2 * h].zero_()
+        with torch.no_grad():
+            self.encoder.embed.weight[PAD].zero_()
+            self.decoder.embed.weight[PAD].zero_()
+
+    def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> tuple[Memory, DecoderState]:
+        """src (batch, src_len), src_lens (batch,) on the CPU -> attention memory, initial decoder state."""
+        states, h, c = self.encoder(src, src_lens)  # (batch, src_len, 2*enc_hidden)
+        mem = self.decoder.attention.memory(states, src != PAD)
+        return mem, self.decoder.start(*self.bridge(h, c))
+
+    def logits(self, out: torch.Tensor) -> torch.Tensor:
+        """Attentional vectors (..., dec_hidden) -> vocabulary scores (..., tgt_vocab)."""
+        if self.pre_output is not None:
+            out = self.pre_output(out)
+        return self.output(out)
+
+    def forward(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: (batch, src_len), (batch,), (batch, tgt_len) -> logits (batch, tgt_len, tgt_vocab)."""
+        mem, state = self.encode(src, src_lens)
+        out, _ = self.decoder(tgt_in, state, mem)  # (batch, tgt_len, dec_hidden)
+        return self.logits(out)
+
+    def decode_step(
+        self, tokens: torch.Tensor, state: DecoderState, mem: Memory
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+        """tokens (rows,) -> log-probabilities (rows, tgt_vocab), new state, attention (rows, src_len)."""
+        out, state, weights = self.decoder.step(self.decoder.embed_inputs(tokens), state, mem)
+        return F.log_softmax(self.logits(out).float(), dim=-1), state, weights
+
+
+def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
+    return Seq2Seq(cfg, src_vocab, tgt_vocab)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,64 @@
+"""Where and how code runs: device, autocast dtype, CPU threads, and a description of the hardware."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+
+import torch
+
+from nmt import NmtError
+from nmt.config import Precision
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` -> cuda:<local_rank> when CUDA is available, else cpu; anything else as given (checked)."""
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise NmtError(f"device={name!r} is not a device (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise NmtError(f"device={name} but CUDA is not available here (use device=auto or cpu)")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device(f"cuda:{local_rank}")
+    return dev
+
+
+def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for a precision setting on a device; None means plain float32."""
+    if precision == Precision.auto:
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+    if precision == Precision.fp16 and device.type != "cuda":
+        raise NmtError("precision=fp16 needs CUDA (on CPU use fp32 or bf16)")
+    return {Precision.fp32: None, Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}[precision]
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def set_threads(n: int) -> None:
+    if n > 0:
+        torch.set_num_threads(n)
+
+
+def hardware(device: torch.device) -> str:
+    """One line: the CPU or GPU, threads, torch version."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        return f"{name}, CUDA {torch.version.cuda}, torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} CPUs, {torch.get_num_threads()} threads, torch {torch.__version__}"

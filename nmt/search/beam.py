@@ -1,0 +1,161 @@
+"""Batched beam search: all sentences x all beams in one tensor per step, no per-sentence loop.
+
+Each step expands the K alive hypotheses of every sentence over the vocabulary and keeps the 2K
+best continuations by log-probability. A continuation ending in EOS among the first K is finished
+(as in fairseq, so beam 1 is greedy): it is scored with the length penalty (none, average, GNMT)
+and the GNMT coverage penalty and merged into the sentence's K-best finished list. The K best
+continuations not ending in EOS stay alive.
+
+A sentence is done when its n-th best finished score cannot be beaten: log-probabilities only
+fall as a hypothesis grows and the penalties are bounded (length at most the limit, coverage
+penalty <= 0), so an alive hypothesis can at best reach its log-probability divided by the length
+penalty at the limit. Done sentences leave the batch; the loop ends when none is left. The one
+host sync per step is that check.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nmt.config import SearchConfig
+from nmt.data.tokenizer import BOS, EOS, PAD
+from nmt.search.common import (
+    NEG_INF,
+    Hypothesis,
+    SearchModel,
+    constrain,
+    coverage_penalty,
+    length_limits,
+    length_norm,
+    max_steps,
+)
+
+
+def _take(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """x (batch, k, ...) indexed along dim 1 by idx (batch, m) -> (batch, m, ...)."""
+    view = idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand(*idx.shape, *x.shape[2:])
+    return x.gather(1, view)
+
+
+@torch.inference_mode()
+def beam_search(
+    model: SearchModel,
+    src: torch.Tensor,
+    src_lens: torch.Tensor,
+    cfg: SearchConfig,
+    with_attention: bool = False,
+) -> list[list[Hypothesis]]:
+    """src (batch, src_len), src_lens (batch,) CPU -> the ``cfg.nbest`` best hypotheses per sentence, best first."""
+    device = src.device
+    K, n_best, beta = cfg.beam_size, cfg.nbest, cfg.coverage_penalty
+    mem, state = model.encode(src, src_lens)
+    B0, S = src.shape
+    limit = length_limits(src_lens, cfg).to(device)  # (B0,)
+    T = max_steps(limit)
+    rows = torch.arange(B0, device=device).repeat_interleave(K)  # (B0*K,)
+    mem, state = mem.select(rows), state.select(rows)
+    src_mask = mem.mask.view(B0, K, S)[:, 0]  # (B0, S)
+
+    active = torch.arange(B0, device=device)  # original sentence of each running row of the batch
+    alive_lp = torch.full((B0, K), NEG_INF, device=device)
+    alive_lp[:, 0] = 0.0  # one live hypothesis at the start
+    alive_seq = torch.full((B0, K, T), PAD, dtype=torch.long, device=device)
+    alive_cov = torch.zeros(B0, K, S, device=device) if beta > 0 else None
+    alive_att = torch.zeros(B0, K, T, S, device=device) if with_attention else None
+    fin_score = torch.full((B0, K), NEG_INF, device=device)  # finished lists, by original sentence
+    fin_lp = torch.full((B0, K), NEG_INF, device=device)
+    fin_len = torch.zeros(B0, K, dtype=torch.long, device=device)
+    fin_seq = torch.full((B0, K, T), PAD, dtype=torch.long, device=device)
+    fin_att = torch.zeros(B0, K, T, S, device=device) if with_attention else None
+    tokens = torch.full((B0 * K,), BOS, dtype=torch.long, device=device)
+
+    for t in range(T):
+        B = active.numel()
+        lp, state, weights = model.decode_step(tokens, state, mem)  # (B*K, V), (B*K, S)
+        V = lp.size(1)
+        history = alive_seq.view(B * K, T) if cfg.no_repeat_ngram else None
+        lp = constrain(lp, t, limit.repeat_interleave(K), cfg, history)
+        cand_lp, cand = (
+            (alive_lp.unsqueeze(2) + lp.view(B, K, V)).view(B, K * V).topk(2 * K, dim=1)
+        )  # (B, 2K)
+        origin, tok = cand // V, cand % V  # beam each continuation extends, its new piece
+        cand_seq = _take(alive_seq, origin)  # (B, 2K, T)
+        cand_seq[:, :, t] = tok
+        weights = weights.float().view(B, K, S)
+        cand_cov = _take(alive_cov + weights, origin) if alive_cov is not None else None  # (B, 2K, S)
+        cand_att = None
+        if alive_att is not None:
+            cand_att = _take(alive_att, origin)  # (B, 2K, T, S)
+            cand_att[:, :, t] = _take(weights, origin)
+
+        # finish: EOS continuations among the first K, merged into the K-best finished lists
+        is_eos = tok == EOS  # (B, 2K)
+        score = cand_lp / length_norm(t + 1, cfg)
+        if cand_cov is not None:
+            score = score + coverage_penalty(cand_cov, src_mask[active].unsqueeze(1), beta)
+        eos_first_k = is_eos.clone()
+        eos_first_k[:, K:] = False
+        score = score.masked_fill(~eos_first_k, NEG_INF)
+        merged, pick = torch.cat([fin_score[active], score], 1).topk(K, dim=1)  # (B, K) of (B, 3K)
+        fin_score[active] = merged
+        fin_lp[active] = _take(torch.cat([fin_lp[active], cand_lp], 1), pick)
+        fin_len[active] = _take(torch.cat([fin_len[active], torch.full_like(tok, t + 1)], 1), pick)
+        fin_seq[active] = _take(torch.cat([fin_seq[active], cand_seq], 1), pick)
+        if fin_att is not None:
+            fin_att[active] = _take(torch.cat([fin_att[active], cand_att], 1), pick)
+
+        # stay alive: the K best continuations that do not end in EOS
+        alive_lp, pick = cand_lp.masked_fill(is_eos, NEG_INF).topk(K, dim=1)  # (B, K)
+        alive_seq = _take(cand_seq, pick)
+        if cand_cov is not None:
+            alive_cov = _take(cand_cov, pick)
+        if cand_att is not None:
+            alive_att = _take(cand_att, pick)
+        beam_rows = (torch.arange(B, device=device).unsqueeze(1) * K + origin.gather(1, pick)).view(-1)
+        state = state.select(beam_rows)
+        tokens = tok.gather(1, pick).view(-1)  # (B*K,)
+
+        # done: the n-th best finished beats the best any alive hypothesis could still reach
+        best_reachable = alive_lp.max(1).values / length_norm(limit, cfg)  # (B,)
+        done = ((fin_score[active, n_best - 1] >= best_reachable) | (t + 1 >= limit)).cpu()
+        if bool(done.all()):
+            break
+        if bool(done.any()):
+            keep = (~done).nonzero().squeeze(1).to(device)
+            keep_rows = (keep.unsqueeze(1) * K + torch.arange(K, device=device)).view(-1)
+            active, limit = active[keep], limit[keep]
+            alive_lp, alive_seq = alive_lp[keep], alive_seq[keep]
+            alive_cov = alive_cov[keep] if alive_cov is not None else None
+            alive_att = alive_att[keep] if alive_att is not None else None
+            state, mem, tokens = state.select(keep_rows), mem.select(keep_rows), tokens[keep_rows]
+
+    return _results(fin_score, fin_lp, fin_len, fin_seq, fin_att, n_best)
+
+
+def _results(
+    score: torch.Tensor,
+    lp: torch.Tensor,
+    length: torch.Tensor,
+    seq: torch.Tensor,
+    att: torch.Tensor | None,
+    n_best: int,
+) -> list[list[Hypothesis]]:
+    score, lp, length, seq = score.cpu(), lp.cpu(), length.cpu(), seq.cpu()
+    att = att.cpu() if att is not None else None
+    out = []
+    for b in range(score.size(0)):
+        hyps = []
+        for k in range(n_best):
+            if score[b, k] == NEG_INF:
+                break
+            n = int(length[b, k])
+            hyps.append(
+                Hypothesis(
+                    seq[b, k, : n - 1].tolist(),
+                    float(score[b, k]),
+                    float(lp[b, k]),
+                    att[b, k, :n] if att is not None else None,
+                )
+            )
+        out.append(hyps or [Hypothesis([], NEG_INF, NEG_INF)])
+    return out

@@ -1,0 +1,92 @@
+"""What every search shares: the model interface, hypotheses, length limits, step constraints, scores.
+
+A search sees the model only through ``encode`` and ``decode_step`` (``SearchModel``); the memory
+and state they return need a ``select(rows)``. Log-probabilities are float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from nmt.config import LengthPenalty, SearchConfig
+from nmt.data.tokenizer import BOS, EOS, PAD
+
+NEG_INF = float("-inf")
+
+
+class SearchModel(Protocol):
+    def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> tuple[Any, Any]: ...
+
+    def decode_step(
+        self, tokens: torch.Tensor, state: Any, mem: Any
+    ) -> tuple[torch.Tensor, Any, torch.Tensor]: ...
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]  # target piece ids, without BOS and EOS
+    score: float  # what the search ranks by: log_prob after length and coverage penalties
+    log_prob: float  # sum of the model's log-probabilities of the pieces and EOS
+    attention: torch.Tensor | None = None  # (len(tokens) + 1, src_len) weights per output step (EOS last)
+
+
+def length_limits(src_lens: torch.Tensor, cfg: SearchConfig) -> torch.Tensor:
+    """Maximum output pieces (EOS included) per sentence: floor(a * src_len + b), at least 1."""
+    return (cfg.max_len_a * src_lens.double() + cfg.max_len_b).floor().long().clamp(min=1)
+
+
+def length_norm(length: torch.Tensor | int, cfg: SearchConfig) -> torch.Tensor | float:
+    """The divisor of the log-probability for a hypothesis of ``length`` pieces (EOS included)."""
+    if cfg.length_penalty == LengthPenalty.none:
+        return 1.0
+    if cfg.length_penalty == LengthPenalty.average:
+        return length if isinstance(length, int) else length.float()
+    # GNMT (Wu et al. 2016, eq. 14): lp(Y) = (5 + |Y|)^alpha / (5 + 1)^alpha
+    if isinstance(length, int):
+        return ((5.0 + length) / 6.0) ** cfg.alpha
+    return ((5.0 + length.float()) / 6.0) ** cfg.alpha
+
+
+def coverage_penalty(coverage: torch.Tensor, src_mask: torch.Tensor, beta: float) -> torch.Tensor:
+    """GNMT (Wu et al. 2016, eq. 14): cp = beta * sum_i log(min(sum_j p_ij, 1)) over source positions i.
+
+    coverage (..., src_len): attention summed over the output steps; src_mask (..., src_len).
+    The sum is clamped at 1e-6 so a never-attended position costs beta * log(1e-6), not -inf.
+    """
+    cp = torch.log(coverage.clamp(min=1e-6, max=1.0)).masked_fill(~src_mask, 0.0).sum(-1)
+    return beta * cp
+
+
+def constrain(
+    lp: torch.Tensor, step: int, limit: torch.Tensor, cfg: SearchConfig, history: torch.Tensor | None
+) -> torch.Tensor:
+    """Apply the step's constraints to log-probs lp (rows, vocab), in place, and return it.
+
+    - no EOS before ``cfg.min_len`` pieces; PAD and BOS are never produced;
+    - at a row's limit (``step + 1 == limit``) only EOS (with its model log-probability);
+    - ``cfg.no_repeat_ngram`` = n: no piece that would repeat an n-gram of ``history`` (rows, >= step).
+    """
+    eos_lp = lp[:, EOS].clone()
+    lp[:, PAD] = NEG_INF
+    lp[:, BOS] = NEG_INF
+    if step < cfg.min_len:
+        lp[:, EOS] = NEG_INF
+    n = cfg.no_repeat_ngram
+    if n > 0 and history is not None and step >= n:
+        seq = history[:, :step]  # (rows, step) pieces so far
+        grams = seq.unfold(1, n, 1)  # (rows, step - n + 1, n)
+        prefix = seq[:, step - n + 1 :]  # (rows, n - 1) the last n-1 pieces
+        match = (grams[:, :, : n - 1] == prefix.unsqueeze(1)).all(-1)  # (rows, step - n + 1)
+        banned = torch.where(match, grams[:, :, n - 1], torch.full_like(grams[:, :, n - 1], PAD))
+        lp.scatter_(1, banned, NEG_INF)
+    at_limit = step + 1 >= limit  # (rows,)
+    lp.masked_fill_(at_limit.unsqueeze(1), NEG_INF)
+    lp[:, EOS] = torch.where(at_limit, eos_lp, lp[:, EOS])
+    return lp
+
+
+def max_steps(limits: torch.Tensor) -> int:
+    return int(limits.max()) if limits.numel() else 0

@@ -1,0 +1,72 @@
+"""Model parameters and the train config in, an optimizer and its learning-rate schedule out."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from nmt.config import Optimizer, Schedule, TrainConfig
+
+
+def build_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    params = [p for p in params if p.requires_grad]
+    if cfg.optimizer == Optimizer.sgd:
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    # one fused kernel for the whole update on GPU; multi-tensor (foreach) ops on CPU
+    impl = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay, **impl)
+
+
+class LRSchedule:
+    """Learning rate per update: linear warmup, then constant, inverse square root, or cut on plateau.
+
+    - constant:      lr
+    - inverse_sqrt:  lr * sqrt(warmup / step) after warmup (Vaswani et al. 2017)
+    - plateau:       lr * factor^k, k = times dev BLEU failed to improve for ``plateau_patience``
+                     validations in a row (the classic "halve when dev stops improving" of
+                     Luong et al. 2015 / Bahdanau et al. 2015 style training), floored at min_lr.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> None:
+        self.opt, self.cfg = optimizer, cfg
+        self.scale = 1.0  # plateau cuts so far
+        self.best = -math.inf
+        self.bad = 0
+
+    def lr_at(self, step: int) -> float:
+        c = self.cfg
+        warm = min(1.0, step / c.warmup_steps) if c.warmup_steps > 0 else 1.0
+        lr = c.lr * warm
+        if c.schedule == Schedule.inverse_sqrt and c.warmup_steps > 0 and step > c.warmup_steps:
+            lr = c.lr * math.sqrt(c.warmup_steps / step)
+        elif c.schedule == Schedule.inverse_sqrt and c.warmup_steps == 0:
+            lr = c.lr / math.sqrt(max(step, 1))
+        if c.schedule == Schedule.plateau:
+            lr = max(c.min_lr, lr * self.scale)
+        return lr
+
+    def step(self, step: int) -> float:
+        """Set the learning rate for update ``step`` (1-based) and return it."""
+        lr = self.lr_at(step)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def on_validation(self, metric: float) -> bool:
+        """Report dev BLEU; returns True when the plateau schedule cut the learning rate."""
+        if metric > self.best:
+            self.best, self.bad = metric, 0
+            return False
+        self.bad += 1
+        if self.cfg.schedule == Schedule.plateau and self.bad >= self.cfg.plateau_patience:
+            self.scale *= self.cfg.plateau_factor
+            self.bad = 0
+            return True
+        return False
+
+    def state_dict(self) -> dict:
+        return {"scale": self.scale, "best": self.best, "bad": self.bad}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scale, self.best, self.bad = state["scale"], state["best"], state["bad"]
