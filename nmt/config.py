@@ -44,6 +44,7 @@ class Bridge(str, Enum):
 class SpmModel(str, Enum):
     unigram = "unigram"
     bpe = "bpe"
+    word = "word"  # whitespace-separated words (pre-tokenised text; the peers' word-level vocabulary)
 
 
 class Optimizer(str, Enum):
@@ -247,9 +248,10 @@ class TranslateJob:
 class EvaluateJob:
     """nmt-evaluate: score a hypothesis file, or translate and score named test sets."""
 
-    hyp: str | None = None  # hypothesis file (with ref)
+    hyp: str | None = None  # hypothesis file to score against ref
     ref: str | None = None
-    ckpt: str | None = None  # or: a checkpoint and test sets
+    ckpt: str | None = None  # or: a checkpoint, translating src (scored against ref) or named test sets
+    src: str | None = None
     test_sets: list[str] = field(default_factory=list)  # names from data.test_sets; empty: all
     data: DataConfig = field(default_factory=DataConfig)
     search: SearchConfig = field(default_factory=SearchConfig)

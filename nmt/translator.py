@@ -149,7 +149,8 @@ class Translator:
             t.src_pieces = self.src_tok.pieces(src_ids)
             t.tgt_pieces = self.tgt_tok.pieces(best.tokens) + ["</s>"]
             if best.attention is not None:
-                t.attention = [[round(float(x), 4) for x in row] for row in best.attention.tolist()]
+                att = best.attention[:, : len(src_ids)]  # (target pieces + EOS, source pieces), padding cut
+                t.attention = [[round(float(x), 4) for x in row] for row in att.tolist()]
         return t
 
     def stream(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nmt import NmtError
 from nmt.cli.common import hydra_cli
-from nmt.config import EvaluateJob
+from nmt.config import EvaluateJob, TestSetConfig
 from nmt.data.corpus import data_path, read_lines, read_parallel
 from nmt.metrics import Score, score_all
 from nmt.runtime import hardware, resolve_device
@@ -26,7 +26,9 @@ def score_line(s: Score) -> str:
 
 def evaluate_files(cfg: EvaluateJob) -> dict:
     if not (cfg.hyp and cfg.ref):
-        raise NmtError("give both hyp=FILE and ref=FILE (or ckpt=FILE to translate test sets)")
+        raise NmtError(
+            "give hyp=FILE and ref=FILE to score a file, or ckpt=FILE with src=/ref= or test_sets=[...]"
+        )
     hyps, refs = read_lines(Path(cfg.hyp)), read_lines(Path(cfg.ref))
     if len(hyps) != len(refs):
         raise NmtError(f"{cfg.hyp} has {len(hyps)} lines but {cfg.ref} has {len(refs)}")
@@ -40,14 +42,25 @@ def evaluate_checkpoint(cfg: EvaluateJob) -> dict:
     device = resolve_device(cfg.device)
     model, src_tok, tgt_tok, ckpt = load_model(cfg.ckpt, device)
     lang = cfg.lang or ckpt["config"]["data"]["tgt_lang"]
-    names = cfg.test_sets or list(cfg.data.test_sets)
-    unknown = [n for n in names if n not in cfg.data.test_sets]
-    if unknown:
-        raise NmtError(f"unknown test set(s) {', '.join(unknown)}; known: {', '.join(cfg.data.test_sets)}")
+    if cfg.src or cfg.ref:
+        if not (cfg.src and cfg.ref):
+            raise NmtError("with ckpt=, give both src=FILE and ref=FILE, or test_sets=[...]")
+        sets = {
+            Path(cfg.src).name: TestSetConfig(
+                str(Path(cfg.src).resolve()), str(Path(cfg.ref).resolve()), cfg.segmented
+            )
+        }
+    else:
+        names = cfg.test_sets or list(cfg.data.test_sets)
+        unknown = [n for n in names if n not in cfg.data.test_sets]
+        if unknown:
+            raise NmtError(
+                f"unknown test set(s) {', '.join(unknown)}; known: {', '.join(cfg.data.test_sets)}"
+            )
+        sets = {n: cfg.data.test_sets[n] for n in names}
     translator = Translator(model, src_tok, tgt_tok, cfg.search, device, cfg.batch_size, max_input_len=10**6)
     rows = []
-    for name in names:
-        ts = cfg.data.test_sets[name]
+    for name, ts in sets.items():
         src, refs = read_parallel(data_path(cfg.data, ts.src), data_path(cfg.data, ts.ref))
         start = time.perf_counter()
         hyps = [t.text for t in translator.translate(src, str(data_path(cfg.data, ts.src)))]
