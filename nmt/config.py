@@ -235,7 +235,8 @@ class TranslateJob:
     search: SearchConfig = field(default_factory=SearchConfig)
     format: OutputFormat = OutputFormat.text
     with_attention: bool = False  # jsonl: add source/target pieces and the attention matrix
-    batch_size: int = 4096  # source tokens per batch
+    batch_size: int = 4096  # source tokens per batch (x beam size)
+    max_sentences: int = 0  # and at most this many sentences per batch (0: no cap)
     chunk_lines: int = 20000  # lines read, sorted and translated at a time (memory bound)
     max_input_len: int = 250  # source pieces; longer lines are handled by on_bad_line
     on_bad_line: BadLine = BadLine.error
@@ -258,10 +259,31 @@ class EvaluateJob:
     lang: str | None = None  # target language; None: the checkpoint's, else "ja"
     tokenize: str | None = None  # SacreBLEU tokenizer; None: by language (ja -> ja-mecab)
     segmented: bool = False  # hyp/ref are word-segmented: also report -tok none on them as given
-    batch_size: int = 4096
+    batch_size: int = 4096  # source tokens per batch (x beam size)
+    max_sentences: int = 0  # and at most this many sentences per batch (0: no cap)
     output: str | None = None  # JSON file for the results
     hyp_dir: str | None = None  # write each test set's translations to <hyp_dir>/<name>.hyp
     device: str = "auto"
+
+
+@dataclass
+class AverageJob:
+    """nmt-average: average the weights of the last or best k checkpoints of a run."""
+
+    run_dir: str = MISSING  # a training run (its checkpoints/ folder and index.json)
+    k: int = 5
+    by: str = "best"  # best (by dev BLEU) | last
+    output: str | None = None  # default: <run_dir>/checkpoints/avg_<by><k>.pt
+
+
+@dataclass
+class CardJob:
+    """nmt-card: the results card of a recipe run (Markdown, JSON, curves PNG)."""
+
+    run_dir: str = MISSING
+    title: str | None = None  # default: the run's name
+    readme: str | None = None  # also replace the results block of this README (and copy the PNG beside it)
+    examples: int = 5  # example translations from the first test set
 
 
 def describe(cfg: object) -> str:
@@ -279,6 +301,8 @@ def register_configs() -> None:
     cs.store(name="train_schema", node=TrainJob)
     cs.store(name="translate_schema", node=TranslateJob)
     cs.store(name="evaluate_schema", node=EvaluateJob)
+    cs.store(name="average_schema", node=AverageJob)
+    cs.store(name="card_schema", node=CardJob)
 
 
 # ----------------------------------------------------------------------------- checks

@@ -46,16 +46,20 @@ def decode_ids(
     batch_size: int = 4096,
     with_attention: bool = False,
     on_batch=None,
+    max_sentences: int = 0,
 ) -> list[list[Hypothesis]]:
     """Piece-id sequences (each non-empty) -> hypotheses in the same order, batched by length.
 
     ``batch_size`` bounds source pieces per batch times the beam size, so beam search batches
-    hold as many hypotheses as greedy ones. ``on_batch(n)`` is called after each batch.
+    hold as many hypotheses as greedy ones; ``max_sentences`` (> 0) caps sentences per batch.
+    ``on_batch(n)`` is called after each batch.
     """
     lens = np.array([len(s) for s in src], dtype=np.int64)
     width = cfg.beam_size if cfg.method.value == "beam" else 1
     out: list[list[Hypothesis] | None] = [None] * len(src)
-    for idx in batch_indices(lens, None, max(batch_size // width, 1), by_tokens=True):
+    for idx in batch_indices(
+        lens, None, max(batch_size // width, 1), by_tokens=True, max_sents=max_sentences
+    ):
         idx = idx[np.argsort(-lens[idx], kind="stable")]
         seqs = [np.asarray(src[i]) for i in idx]
         src_t = pad(seqs).to(device, non_blocking=True)  # (batch, src_len)
@@ -81,10 +85,11 @@ class Translator:
         max_input_len: int = 250,
         on_bad_line: BadLine = BadLine.error,
         with_attention: bool = False,
+        max_sentences: int = 0,
     ) -> None:
         self.model, self.src_tok, self.tgt_tok, self.cfg = model, src_tok, tgt_tok, cfg
         self.device, self.batch_size, self.max_input_len = device, batch_size, max_input_len
-        self.on_bad_line, self.with_attention = on_bad_line, with_attention
+        self.on_bad_line, self.with_attention, self.max_sentences = on_bad_line, with_attention, max_sentences
 
     def check_line(self, raw: bytes, name: str, lineno: int) -> str:
         """Bytes of one line (without "\\n") to text, applying the bad-line policy."""
@@ -128,6 +133,7 @@ class Translator:
             self.batch_size,
             self.with_attention,
             on_batch,
+            self.max_sentences,
         )
         out = [Translation("", None, None) for _ in lines]
         for k, h in zip(todo, hyps):

@@ -58,26 +58,37 @@ def evaluate_checkpoint(cfg: EvaluateJob) -> dict:
                 f"unknown test set(s) {', '.join(unknown)}; known: {', '.join(cfg.data.test_sets)}"
             )
         sets = {n: cfg.data.test_sets[n] for n in names}
-    translator = Translator(model, src_tok, tgt_tok, cfg.search, device, cfg.batch_size, max_input_len=10**6)
+    translator = Translator(
+        model,
+        src_tok,
+        tgt_tok,
+        cfg.search,
+        device,
+        cfg.batch_size,
+        max_input_len=10**6,
+        max_sentences=cfg.max_sentences,
+    )
     rows = []
     for name, ts in sets.items():
         src, refs = read_parallel(data_path(cfg.data, ts.src), data_path(cfg.data, ts.ref))
         start = time.perf_counter()
         hyps = [t.text for t in translator.translate(src, str(data_path(cfg.data, ts.src)))]
         secs = time.perf_counter() - start
+        row = {
+            "test_set": name,
+            "sentences": len(src),
+            "seconds": round(secs, 2),
+            "sentences_per_second": round(len(src) / max(secs, 1e-9), 1),
+            "src": str(data_path(cfg.data, ts.src)),
+            "ref": str(data_path(cfg.data, ts.ref)),
+        }
         if cfg.hyp_dir:
+            row["hyp"] = str(Path(cfg.hyp_dir) / f"{name}.hyp")
             Path(cfg.hyp_dir).mkdir(parents=True, exist_ok=True)
-            (Path(cfg.hyp_dir) / f"{name}.hyp").write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
+            Path(row["hyp"]).write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
         scores = score_all(hyps, refs, lang, cfg.tokenize, ts.segmented)
-        rows.append(
-            {
-                "test_set": name,
-                "sentences": len(src),
-                "seconds": round(secs, 2),
-                "sentences_per_second": round(len(src) / max(secs, 1e-9), 1),
-                "scores": [s.as_dict() for s in scores],
-            }
-        )
+        row["scores"] = [s.as_dict() for s in scores]
+        rows.append(row)
         log.info("%s: %d sentences in %.1fs, %s", name, len(src), secs, score_line(scores[0]))
     print_table(rows)
     return {

@@ -76,6 +76,7 @@ def task(cfg: TranslateJob) -> None:
         cfg.max_input_len,
         cfg.on_bad_line,
         cfg.with_attention,
+        cfg.max_sentences,
     )
     is_interactive = (
         cfg.interactive if cfg.interactive is not None else cfg.input == "-" and sys.stdin.isatty()

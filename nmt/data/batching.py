@@ -55,11 +55,13 @@ def batch_indices(
     by_tokens: bool,
     rng: np.random.Generator | None = None,
     sort_window: int = 0,
+    max_sents: int = 0,
 ) -> list[np.ndarray]:
     """Group sentence indices into batches; shuffled when ``rng`` is given, in length order otherwise.
 
     ``by_tokens``: ``batch_size`` bounds padded tokens, ``len(batch) * max(src_len, tgt_len + 1)``
     (a sentence longer than the budget gets a batch of its own); else it counts sentences.
+    ``max_sents`` (> 0) caps the sentences of a token batch as well.
     ``sort_window``: sort within windows of this many shuffled sentences (0: the whole split), so
     batches of very different lengths still mix between epochs on huge corpora.
     """
@@ -80,6 +82,7 @@ def batch_indices(
         longest_if_added = max(longest, c)
         size = i - start + 1
         full = size * longest_if_added > batch_size if by_tokens else size > batch_size
+        full = full or 0 < max_sents < size
         if full and i > start:
             batches.append(order[start:i])
             start, longest_if_added = i, c

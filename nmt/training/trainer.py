@@ -34,7 +34,7 @@ from nmt.data.batching import batch_indices, make_batch
 from nmt.data.corpus import EncodedSplit, Prepared, load_prepared, prepare, read_lines, split_paths
 from nmt.metrics import bleu, default_tokenize
 from nmt.model.seq2seq import Seq2Seq, build_model, count_parameters
-from nmt.runtime import autocast, autocast_dtype, hardware, resolve_device, set_threads
+from nmt.runtime import autocast, autocast_dtype, git_commit, hardware, resolve_device, set_threads
 from nmt.training.checkpoint import CheckpointKeeper, load_checkpoint, save_checkpoint
 from nmt.training.distributed import Dist, init_distributed
 from nmt.training.loss import sequence_loss
@@ -226,6 +226,7 @@ def train(cfg: TrainJob, run_dir: Path) -> dict:
         desc="train",
     )
     meter, session_start, base_seconds = Meter(), time.perf_counter(), state.train_seconds
+    rates: list[float] = []  # target tokens/s of each log interval (steady state: their median)
     tgt_cost = train_split.tgt_lens + 1
     model.train()
     try:
@@ -280,7 +281,8 @@ def train(cfg: TrainJob, run_dir: Path) -> dict:
                     state.train_seconds = base_seconds + time.perf_counter() - session_start
                     bar.update(1)
                     if state.step % tc.log_every == 0:
-                        meter = _log_progress(meter, state, tc, lr, updates, u, bar, dist, metrics_log)
+                        rates.append(_log_progress(meter, state, tc, lr, updates, u, bar, dist, metrics_log))
+                        meter = Meter()
                     if state.step % tc.valid_every == 0:
                         _validate_and_save(
                             model,
@@ -337,9 +339,13 @@ def train(cfg: TrainJob, run_dir: Path) -> dict:
         "train_seconds": round(state.train_seconds, 1),
         "target_tokens": state.tokens,
         "target_tokens_per_second": round(state.tokens / max(state.train_seconds, 1e-9), 1),
+        "steady_target_tokens_per_second": round(float(np.median(rates)), 1) if rates else None,
         "best_dev_bleu": state.best_metric if math.isfinite(state.best_metric) else None,
         "best_step": state.best_step,
         "hardware": hardware(device),
+        "device": str(device),
+        "seed": cfg.seed,
+        "git_commit": git_commit(),
         "parameters": count_parameters(model),
         "processes": dist.world,
     }
@@ -384,11 +390,12 @@ def _eta(state: TrainState, tc, step_seconds: float, updates: int, u: int) -> fl
 
 def _log_progress(
     meter: Meter, state: TrainState, tc, lr: float, updates: int, u: int, bar, dist: Dist, metrics_log
-) -> Meter:
+) -> float:
     elapsed = time.perf_counter() - meter.start
     steps = len(meter.norms)
-    tok_s = meter.tokens * dist.world / max(elapsed, 1e-9)
-    loss, nll = meter.loss / max(meter.tokens, 1), meter.nll / max(meter.tokens, 1)
+    loss_sum, nll_sum, tokens = dist.sum([meter.loss, meter.nll, float(meter.tokens)])  # over all processes
+    tok_s = tokens / max(elapsed, 1e-9)
+    loss, nll = loss_sum / max(tokens, 1), nll_sum / max(tokens, 1)
     eta = _eta(state, tc, elapsed / max(steps, 1), updates, u)
     if eta is not None and not tc.max_steps:
         bar.total = state.step + int(eta / max(elapsed / max(steps, 1), 1e-9))
@@ -427,7 +434,7 @@ def _log_progress(
             + "\n"
         )
         metrics_log.flush()
-    return Meter()
+    return tok_s
 
 
 def _validate_and_save(

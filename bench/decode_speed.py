@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Decoding speed: sentences/s and target pieces/s for greedy and beam search at batch sizes 1 and 64.
+
+Loads a checkpoint once, translates a test file with each (search, batch size) setting, and prints
+a table (and JSON with --json); prints figures only, never asserts. Peak memory: the process's max
+RSS, and CUDA max allocated on a GPU. Model loading is not timed; a short warm-up precedes each
+setting. Batches hold at most N sentences (``max_sentences``), sorted by length, as in nmt-translate.
+
+  python bench/decode_speed.py --ckpt runs/en_ja_small/checkpoints/best.pt \
+      --input ../shared/data/small_parallel_enja/test.en
+  python bench/decode_speed.py --ckpt ... --device cuda --batches 1,64,256
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from nmt.config import LengthPenalty, SearchConfig, SearchMethod  # noqa: E402
+from nmt.data.corpus import read_lines  # noqa: E402
+from nmt.runtime import hardware, resolve_device, tune_allocator  # noqa: E402
+from nmt.training.checkpoint import load_model  # noqa: E402
+from nmt.translator import Translator  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ckpt", required=True)
+    ap.add_argument("--input", required=True, type=Path)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--batches", default="64,1", help="sentences per batch, comma-separated")
+    ap.add_argument("--beams", default="1,5", help="1 = greedy; comma-separated")
+    ap.add_argument("--alpha", type=float, default=0.6, help="GNMT length penalty for beam search")
+    ap.add_argument("--max-sentences", type=int, default=0, help="use only the first N input lines")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--json", type=Path)
+    a = ap.parse_args()
+    tune_allocator()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    device = resolve_device(a.device)
+    model, src_tok, tgt_tok, _ = load_model(a.ckpt, device)
+    lines = read_lines(a.input)
+    if a.max_sentences:
+        lines = lines[: a.max_sentences]
+    print(f"{a.ckpt} on {device} ({hardware(device)}); {len(lines)} sentences from {a.input}")
+    print(f"{'search':<10}{'batch':>6}{'sent/s':>10}{'tgt tok/s':>11}{'seconds':>9}{'peak RSS MiB':>14}"
+          + (f"{'CUDA MiB':>10}" if device.type == "cuda" else ""))
+    results = []
+    for beam in (int(b) for b in a.beams.split(",")):
+        for bs in (int(b) for b in a.batches.split(",")):
+            cfg = SearchConfig(method=SearchMethod.beam if beam > 1 else SearchMethod.greedy, beam_size=beam,
+                               length_penalty=LengthPenalty.gnmt, alpha=a.alpha)
+            tr = Translator(model, src_tok, tgt_tok, cfg, device, batch_size=10**9, max_input_len=10**6,
+                            max_sentences=bs)
+            tr.translate(lines[: min(len(lines), 2 * bs, 64)])  # warm-up
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            t0 = time.perf_counter()
+            out = tr.translate(lines)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            secs = time.perf_counter() - t0
+            pieces = sum(len(tgt_tok.encode([t.text])[0]) + 1 for t in out)
+            r = {"search": "greedy" if beam == 1 else f"beam{beam}", "batch": bs, "sentences": len(lines),
+                 "sentences_per_s": round(len(lines) / secs, 1), "target_tokens_per_s": round(pieces / secs, 1),
+                 "seconds": round(secs, 2),
+                 "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            if device.type == "cuda":
+                r["cuda_max_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+            results.append(r)
+            print(f"{r['search']:<10}{bs:>6}{r['sentences_per_s']:>10}{r['target_tokens_per_s']:>11}{r['seconds']:>9}"
+                  f"{r['peak_rss_mib']:>14}" + (f"{r['cuda_max_allocated_mib']:>10}" if device.type == "cuda" else ""),
+                  flush=True)
+    if a.json:
+        a.json.write_text(json.dumps({"ckpt": a.ckpt, "device": str(device), "hardware": hardware(device),
+                                      "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command: installs what it needs (scripts/env.sh), checks style, runs the whole suite.
+# Extra arguments go to pytest, e.g. `bash tests/run.sh -m "not slow"` for the fast tests only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+ruff check nmt tests bench
+ruff format --check nmt tests bench
+python -m pytest "$@"
