@@ -263,6 +263,7 @@ class EvaluateJob:
     max_sentences: int = 0  # and at most this many sentences per batch (0: no cap)
     output: str | None = None  # JSON file for the results
     hyp_dir: str | None = None  # write each test set's translations to <hyp_dir>/<name>.hyp
+    alphas: list[float] = field(default_factory=list)  # beam: try these GNMT alphas, report the best
     device: str = "auto"
 
 

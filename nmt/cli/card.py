@@ -83,6 +83,10 @@ def _evaluations(run_dir: Path) -> list[dict]:
     return evals
 
 
+def _num(x: float | None, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:,.{digits}f}"
+
+
 def _search_text(s: dict) -> str:
     if s.get("method") == "beam":
         lp = s.get("length_penalty")
@@ -113,6 +117,8 @@ def build_card(run_dir: Path, title: str, n_examples: int) -> tuple[str, dict]:
     )
     records = _read_jsonl(run_dir / "metrics.jsonl")
     evals = _evaluations(run_dir)
+    sweeps = [e for e in evals if "alpha_sweep" in e]
+    evals = [e for e in evals if "results" in e]
     if not summary and not evals:
         raise NmtError(f"{run_dir}: no summary.json and no eval/*.json: not a finished run")
     commands = (run_dir / "commands.txt").read_text().strip() if (run_dir / "commands.txt").is_file() else ""
@@ -134,11 +140,18 @@ def build_card(run_dir: Path, title: str, n_examples: int) -> tuple[str, dict]:
         md += [
             f"- **training**: {summary.get('steps')} steps, {summary.get('epochs')} epochs, {secs / 60:.1f} min "
             f"(stopped: {summary.get('stop_reason')}); {summary.get('parameters', 0):,} parameters",
-            f"- **throughput**: {summary.get('steady_target_tokens_per_second')} target pieces/s steady, "
-            f"{summary.get('target_tokens_per_second')} on average including validation",
-            f"- **best dev BLEU** (greedy): {summary.get('best_dev_bleu')} at step {summary.get('best_step')}",
+            f"- **throughput**: {_num(summary.get('steady_target_tokens_per_second'), 0)} target pieces/s steady, "
+            f"{_num(summary.get('target_tokens_per_second'), 0)} on average including validation",
+            f"- **best dev BLEU** (greedy): {_num(summary.get('best_dev_bleu'))} at step {summary.get('best_step')}",
             f"- **hardware**: {summary.get('hardware')} (device {summary.get('device')})",
             f"- **seed** {summary.get('seed')}, **git commit** `{summary.get('git_commit')}`",
+            "",
+        ]
+    for e in sweeps:
+        tried = ", ".join(f"α={r['alpha']}: {r['scores'][0]['score']:.2f}" for r in e["alpha_sweep"])
+        md += [
+            f"- **length penalty** chosen on {e['alpha_sweep'][0]['test_set']} (BLEU, beam): {tried} → "
+            f"α={e['best_alpha']}",
             "",
         ]
     if evals:

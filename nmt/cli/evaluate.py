@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from nmt import NmtError
 from nmt.cli.common import hydra_cli
-from nmt.config import EvaluateJob, TestSetConfig
+from nmt.config import EvaluateJob, LengthPenalty, SearchConfig, SearchMethod, TestSetConfig
 from nmt.data.corpus import data_path, read_lines, read_parallel
 from nmt.metrics import Score, score_all
 from nmt.runtime import hardware, resolve_device
@@ -68,34 +69,68 @@ def evaluate_checkpoint(cfg: EvaluateJob) -> dict:
         max_input_len=10**6,
         max_sentences=cfg.max_sentences,
     )
-    rows = []
-    for name, ts in sets.items():
-        src, refs = read_parallel(data_path(cfg.data, ts.src), data_path(cfg.data, ts.ref))
-        start = time.perf_counter()
-        hyps = [t.text for t in translator.translate(src, str(data_path(cfg.data, ts.src)))]
-        secs = time.perf_counter() - start
-        row = {
-            "test_set": name,
-            "sentences": len(src),
-            "seconds": round(secs, 2),
-            "sentences_per_second": round(len(src) / max(secs, 1e-9), 1),
-            "src": str(data_path(cfg.data, ts.src)),
-            "ref": str(data_path(cfg.data, ts.ref)),
-        }
-        if cfg.hyp_dir:
-            row["hyp"] = str(Path(cfg.hyp_dir) / f"{name}.hyp")
-            Path(cfg.hyp_dir).mkdir(parents=True, exist_ok=True)
-            Path(row["hyp"]).write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
-        scores = score_all(hyps, refs, lang, cfg.tokenize, ts.segmented)
-        row["scores"] = [s.as_dict() for s in scores]
-        rows.append(row)
-        log.info("%s: %d sentences in %.1fs, %s", name, len(src), secs, score_line(scores[0]))
+    if cfg.alphas:
+        return sweep_alpha(translator, cfg, sets, lang, device)
+    rows = [evaluate_set(translator, name, ts, cfg, lang) for name, ts in sets.items()]
     print_table(rows)
     return {
         "checkpoint": cfg.ckpt,
-        "search": {k: getattr(v, "value", v) for k, v in vars(cfg.search).items()},
+        "search": _search_dict(cfg.search),
         "hardware": hardware(device),
         "results": rows,
+    }
+
+
+def _search_dict(search: SearchConfig) -> dict:
+    return {k: getattr(v, "value", v) for k, v in vars(search).items()}
+
+
+def evaluate_set(translator: Translator, name: str, ts: TestSetConfig, cfg: EvaluateJob, lang: str) -> dict:
+    """Translate one test set, score it, optionally keep the translations; one result row."""
+    src_path, ref_path = data_path(cfg.data, ts.src), data_path(cfg.data, ts.ref)
+    src, refs = read_parallel(src_path, ref_path)
+    start = time.perf_counter()
+    hyps = [t.text for t in translator.translate(src, str(src_path))]
+    secs = time.perf_counter() - start
+    row = {
+        "test_set": name,
+        "sentences": len(src),
+        "seconds": round(secs, 2),
+        "sentences_per_second": round(len(src) / max(secs, 1e-9), 1),
+        "src": str(src_path),
+        "ref": str(ref_path),
+    }
+    if cfg.hyp_dir:
+        row["hyp"] = str(Path(cfg.hyp_dir) / f"{name}.hyp")
+        Path(cfg.hyp_dir).mkdir(parents=True, exist_ok=True)
+        Path(row["hyp"]).write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
+    scores = score_all(hyps, refs, lang, cfg.tokenize, ts.segmented)
+    row["scores"] = [s.as_dict() for s in scores]
+    log.info("%s: %d sentences in %.1fs, %s", name, len(src), secs, score_line(scores[0]))
+    return row
+
+
+def sweep_alpha(translator: Translator, cfg: EvaluateJob, sets: dict, lang: str, device) -> dict:
+    """Beam search with each GNMT alpha on the first test set (a dev set): BLEU per alpha, the best last."""
+    if cfg.search.method != SearchMethod.beam or cfg.search.length_penalty != LengthPenalty.gnmt:
+        raise NmtError("alphas=[...] needs search=beam with search.length_penalty=gnmt")
+    name, ts = next(iter(sets.items()))
+    rows = []
+    for alpha in cfg.alphas:
+        translator.cfg = replace(cfg.search, alpha=alpha)
+        row = evaluate_set(translator, name, ts, cfg, lang)
+        rows.append({"alpha": alpha, **row})
+    best = max(rows, key=lambda r: r["scores"][0]["score"])
+    print(f"{'alpha':>6}{'BLEU':>8}   ({name}; {rows[0]['scores'][0]['signature']})")
+    for r in rows:
+        print(f"{r['alpha']:>6}{r['scores'][0]['score']:>8.2f}")
+    print(f"best alpha: {best['alpha']}")
+    return {
+        "checkpoint": cfg.ckpt,
+        "search": _search_dict(cfg.search),
+        "hardware": hardware(device),
+        "alpha_sweep": rows,
+        "best_alpha": best["alpha"],
     }
 
 

@@ -7,6 +7,7 @@ sentences/s; with a terminal on stdin and no input file, it runs interactively.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -84,26 +85,24 @@ def task(cfg: TranslateJob) -> None:
     if is_interactive:
         interactive(translator, cfg.format)
         return
-    if cfg.input == "-":
-        src, name, total = sys.stdin.buffer, "<stdin>", None
-    else:
-        path = Path(cfg.input)
-        if not path.is_file():
-            raise NmtError(f"{path}: input file not found")
-        src, name, total = open(path, "rb"), str(path), count_lines(path)
-    show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
-    bar = tqdm(total=total, unit="sent", disable=not show, dynamic_ncols=True, desc="translate")
-    start, n = time.perf_counter(), 0
-    try:
-        with _Output(cfg.output) as out:
-            for n, t in enumerate(
-                translator.stream(read_raw_lines(src), name, cfg.chunk_lines, bar.update), start=1
-            ):
-                out.write((format_line(t, cfg.format, n) + "\n").encode("utf-8"))
-    finally:
-        bar.close()
-        if src is not sys.stdin.buffer:
-            src.close()
+    with contextlib.ExitStack() as stack:
+        if cfg.input == "-":
+            src, name, total = sys.stdin.buffer, "<stdin>", None
+        else:
+            path = Path(cfg.input)
+            if not path.is_file():
+                raise NmtError(f"{path}: input file not found")
+            src, name, total = stack.enter_context(open(path, "rb")), str(path), count_lines(path)
+        show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
+        bar = stack.enter_context(
+            tqdm(total=total, unit="sent", disable=not show, dynamic_ncols=True, desc="translate")
+        )
+        start, n = time.perf_counter(), 0
+        out = stack.enter_context(_Output(cfg.output))
+        for n, t in enumerate(
+            translator.stream(read_raw_lines(src), name, cfg.chunk_lines, bar.update), start=1
+        ):
+            out.write((format_line(t, cfg.format, n) + "\n").encode("utf-8"))
     secs = time.perf_counter() - start
     log.info(
         "translated %d lines in %.1fs (%.1f sentences/s)%s",

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# nmt side by side with OpenNMT-py 3.5.1 and JoeyNMT 2.3.0: same model, same data, same machine,
+# one after the other (never two at once: they share the cores). The peers run through the shared
+# harness ../shared/bench/peers/run_peers.sh (it installs them into their own virtual environments
+# under $PEERS_WORK); nmt runs under exactly the same protocol (its ours_train / ours_decode stages:
+# SIGINT after TRAIN_SECONDS, then greedy and beam 5 decoding of test.en at batch 64 and 1).
+# At the end bench/peer_ratios.py prints the figures and the nmt / peer ratios.
+#
+#   bash bench/peers.sh                      # everything (about 50 minutes with TRAIN_SECONDS=600)
+#   bash bench/peers.sh ours_train ours_decode ratios   # only some stages
+# Env: TRAIN_SECONDS (default 600), PEERS_WORK (default /tmp/nmt-peers), PEERS_DIR (the harness).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+PEERS_DIR=${PEERS_DIR:-$(cd ../shared/bench/peers && pwd)}
+export PEERS_DIR PEERS_WORK=${PEERS_WORK:-/tmp/nmt-peers} TRAIN_SECONDS=${TRAIN_SECONDS:-600}
+BIN="$VIRTUAL_ENV/bin"
+# run inside $PEERS_WORK/runs/ours, where data/ links to small_parallel_enja
+export OURS_TRAIN_CMD="$BIN/nmt-train experiment=peers_small run_dir=nmt data.root=. data.corpus=data"
+export OURS_DECODE_CMD="$BIN/nmt-translate ckpt=nmt/checkpoints/last.pt input=data/test.en output={out} \
+search=\$([ {beam} = 1 ] && echo greedy || echo beam) search.beam_size={beam} max_sentences={bs} batch_size=1000000"
+stages=${*:-install onmt_train onmt_decode joey_train joey_decode ours_train ours_decode ratios}
+for stage in $stages; do
+  echo "=== $stage ($(date +%H:%M:%S))"
+  if [ "$stage" = ratios ]; then
+    python bench/peer_ratios.py --runs "$PEERS_WORK/runs" --data "$(cd ../shared/data/small_parallel_enja && pwd)"
+  else
+    bash "$PEERS_DIR/run_peers.sh" "$stage"
+  fi
+done

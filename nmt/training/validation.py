@@ -1,0 +1,68 @@
+"""A model and the dev split in, dev loss, perplexity and greedy BLEU out."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from nmt.config import SearchConfig, SearchMethod, TrainJob
+from nmt.data.batching import batch_indices, make_batch
+from nmt.data.corpus import EncodedSplit, read_lines, split_paths
+from nmt.data.tokenizer import Tokenizer
+from nmt.metrics import bleu, default_tokenize
+from nmt.model.seq2seq import Seq2Seq
+from nmt.runtime import autocast
+from nmt.training.loss import sequence_loss
+from nmt.translator import decode_ids
+
+
+def dev_references(cfg: TrainJob, dev: EncodedSplit) -> list[str]:
+    """The raw target lines of the dev pairs that were kept."""
+    refs = read_lines(split_paths(cfg.data, "dev")[1])
+    return [refs[i] for i in dev.lines]
+
+
+@torch.no_grad()
+def validate(
+    model: Seq2Seq,
+    dev: EncodedSplit,
+    refs: list[str],
+    tgt_tok: Tokenizer,
+    cfg: TrainJob,
+    device: torch.device,
+    amp: torch.dtype | None,
+) -> dict:
+    """Dev NLL per target piece, perplexity, and greedy BLEU of the first valid_max_sents sentences.
+
+    BLEU uses ``-tok none`` when the corpus is pre-segmented (data.segmented), else the target
+    language's tokenizer (ja-mecab for Japanese).
+    """
+    t0 = time.perf_counter()
+    was_training = model.training
+    model.eval()
+    nll, tokens = 0.0, 0
+    by_tokens = cfg.train.batch_type.value == "tokens"
+    for idx in batch_indices(dev.src_lens, dev.tgt_lens, cfg.train.batch_size, by_tokens):
+        b = make_batch(dev, idx).to(device)
+        with autocast(device, amp):
+            logits = model(b.src, b.src_lens, b.tgt_in)  # (batch, tgt_len, vocab)
+        nll += float(sequence_loss(logits, b.tgt_out, 0.0)[1])
+        tokens += b.n_tgt_tokens
+    out = {"dev_nll": nll / max(tokens, 1), "dev_ppl": math.exp(min(nll / max(tokens, 1), 50))}
+    if cfg.train.valid_bleu:
+        n = min(cfg.train.valid_max_sents or len(dev), len(dev))
+        greedy = SearchConfig(
+            method=SearchMethod.greedy, max_len_a=cfg.search.max_len_a, max_len_b=cfg.search.max_len_b
+        )
+        batch_tokens = cfg.train.batch_size if by_tokens else 64 * cfg.train.batch_size
+        with autocast(device, amp):
+            hyps = decode_ids(model, [dev.src(i) for i in range(n)], greedy, device, batch_tokens)
+        texts = tgt_tok.decode([h[0].tokens for h in hyps])
+        tok = "none" if cfg.data.segmented else default_tokenize(cfg.data.tgt_lang)
+        s = bleu(texts, refs[:n], tok)
+        out.update(dev_bleu=s.score, bleu_signature=s.signature, example=texts[0] if texts else "")
+    model.train(was_training)
+    out["valid_seconds"] = time.perf_counter() - t0
+    return out
