@@ -38,6 +38,7 @@ import re
 import sys
 import tarfile
 import xml.etree.ElementTree as ET
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,7 +56,6 @@ ARTICLE_PATH = re.compile(r"(?:^|/)([A-Z]{3})/(\1\d{5}\.xml)$")
 WHITESPACE_RUN = re.compile(r"[\t\r\n]+")
 # "&" that does not start an entity or character reference
 BARE_AMPERSAND = re.compile(rb"&(?!(?:[A-Za-z_][A-Za-z0-9._-]*|#[0-9]+|#x[0-9A-Fa-f]+);)")
-
 
 
 class BuildError(Exception):
@@ -113,8 +113,10 @@ def extract_article(data: bytes, name: str, stats: dict[str, int]) -> list[tuple
         en = clean(en_raw or "")
         if not en or not ja:
             stats["dropped"] += 1
-            print(f"  {name} sen {sid}: empty {'English' if not en else 'Japanese'} side, dropped",
-                  file=sys.stderr)
+            print(
+                f"  {name} sen {sid}: empty {'English' if not en else 'Japanese'} side, dropped",
+                file=sys.stderr,
+            )
             continue
         pairs.append((sid, ja, en))
     return pairs
@@ -131,18 +133,14 @@ def iter_source(source: Path) -> Iterator[tuple[str, bytes]]:
                     yield m.group(2), Path(dirpath, f).read_bytes()
     elif source.is_file():
         try:
-            tar = tarfile.open(source, "r:*")
-        except tarfile.TarError as e:
-            raise BuildError(f"{source}: not a readable tar archive ({e})") from None
-        with tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                m = ARTICLE_PATH.search(member.name)
-                if m:
-                    f = tar.extractfile(member)
-                    if f is not None:
+            with tarfile.open(source, "r:*") as tar:
+                for member in tar:
+                    m = ARTICLE_PATH.search(member.name) if member.isfile() else None
+                    f = tar.extractfile(member) if m else None
+                    if m and f is not None:
                         yield m.group(2), f.read()
+        except (tarfile.TarError, EOFError, zlib.error) as e:
+            raise BuildError(f"{source}: not a readable (or a truncated) tar archive ({e})") from None
     else:
         raise BuildError(f"{source}: no such file or folder")
 
@@ -171,9 +169,11 @@ def write_splits(articles: dict[str, list[tuple[str, str, str]]], outdir: Path) 
     for split in SPLITS:
         names = sorted(n for n, s in assignment.items() if s == split)
         n_lines = 0
-        with open(outdir / f"{split}.en", "w", encoding="utf-8", newline="\n") as fen, \
-                open(outdir / f"{split}.ja", "w", encoding="utf-8", newline="\n") as fja, \
-                open(outdir / f"{split}.ids", "w", encoding="utf-8", newline="\n") as fid:
+        with (
+            open(outdir / f"{split}.en", "w", encoding="utf-8", newline="\n") as fen,
+            open(outdir / f"{split}.ja", "w", encoding="utf-8", newline="\n") as fja,
+            open(outdir / f"{split}.ids", "w", encoding="utf-8", newline="\n") as fid,
+        ):
             for name in names:
                 for sid, ja, en in articles[name]:
                     fen.write(en + "\n")
@@ -196,14 +196,19 @@ def build(source: Path, outdir: Path) -> dict[str, int]:
             print(f"  read {len(articles):,} articles", file=sys.stderr)
     if not articles:
         raise BuildError(f"{source}: no article XML (<CAT>/<CAT>NNNNN.xml) found")
-    print(f"read {len(articles):,} articles, {stats['sentences']:,} sentences; dropped "
-          f"{stats['dropped']} empty pairs; {stats['repaired_files']} file(s) needed '&' escaping")
+    print(
+        f"read {len(articles):,} articles, {stats['sentences']:,} sentences; dropped "
+        f"{stats['dropped']} empty pairs; {stats['repaired_files']} file(s) needed '&' escaping"
+    )
     if stats["no_check"]:
-        print(f"warning: {stats['no_check']} sentence(s) had no <e type=\"check\">", file=sys.stderr)
+        print(f'warning: {stats["no_check"]} sentence(s) had no <e type="check">', file=sys.stderr)
     if len(articles) != EXPECTED_ARTICLES or stats["sentences"] != EXPECTED_SENTENCES:
-        print(f"warning: release 2.01 has {EXPECTED_ARTICLES:,} articles and "
-              f"{EXPECTED_SENTENCES:,} sentences; this source differs, so the split and the "
-              "checksums will differ too", file=sys.stderr)
+        print(
+            f"warning: release 2.01 has {EXPECTED_ARTICLES:,} articles and "
+            f"{EXPECTED_SENTENCES:,} sentences; this source differs, so the split and the "
+            "checksums will differ too",
+            file=sys.stderr,
+        )
     counts = write_splits(articles, outdir)
     if counts != EXPECTED_PAIRS:
         print(f"warning: expected {EXPECTED_PAIRS}, got {counts}", file=sys.stderr)

@@ -49,12 +49,15 @@ def build(xml_path: Path, src_path: Path, out_path: Path) -> int:
     if src_lines and src_lines[-1] == "":
         src_lines.pop()
     if len(segs) != len(src_lines):
-        raise BuildError(f"{xml_path} has {len(segs)} source segments but {src_path} has "
-                         f"{len(src_lines)} lines")
+        raise BuildError(
+            f"{xml_path} has {len(segs)} source segments but {src_path} has {len(src_lines)} lines"
+        )
     differ = [i + 1 for i, ((_, s), t) in enumerate(zip(segs, src_lines)) if s.strip() != t.strip()]
     if differ:
-        print(f"warning: {len(differ)} XML segment(s) differ from {src_path} "
-              f"(first at line {differ[0]})", file=sys.stderr)
+        print(
+            f"warning: {len(differ)} XML segment(s) differ from {src_path} (first at line {differ[0]})",
+            file=sys.stderr,
+        )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with open(out_path, "w", encoding="utf-8", newline="\n") as f:
         for doc_id, _ in segs:

@@ -11,7 +11,8 @@
 #   bash data/download.sh list           the corpora, their sources and licenses
 #
 # Files go to $NMT_DATA_ROOT/<name>/ if NMT_DATA_ROOT is set, else to data/corpora/<name>/.
-# Downloads are staged in <root>/.work/<name>/ and removed once the corpus is verified.
+# Downloads are staged in a temporary folder ($NMT_DATA_WORK if set, else one under $TMPDIR or
+# /tmp), removed once verified; the root folder is only created when a verified file goes in.
 # Re-running is cheap: a corpus whose files all match their checksums is skipped without any
 # network access. Needs bash, curl or wget, sha256sum or shasum, and python3 (>= 3.10) for the
 # corpora that are built.
@@ -28,6 +29,8 @@ wmt24_generaltest_enja ntrex128_enja bsd_enja coursera_enja"
 
 # Pinned upstream commits: the ones the copies in shared/data were taken from (see each
 # corpus' README there). Raw files at a commit never change, so their checksums hold.
+# small_parallel_enja's README names no commit: bc6f160 is the commit that added its data files
+# (dev/test and the train.*.00N parts, which we concatenate), unchanged in later commits.
 SMALL_PARALLEL_COMMIT=bc6f160498e5f97a286ff679173e7f6ba9321d9f  # odashi/small_parallel_enja
 KYOTO_COMMIT=e5fcb65f2101efa7ab05ade551d97f6c5af6db7b           # venali/BilingualCorpus
 WMT21_COMMIT=f41750dadbf2ba6ab01ca5380347d253298a3427           # wmt-conference/wmt21-news-systems
@@ -60,6 +63,8 @@ warn() { echo "$PROG: warning: $*" >&2; }
 say() { echo "[$CURRENT] $*"; }
 have() { command -v "$1" >/dev/null 2>&1; }
 CURRENT=download
+WORK=""
+OWN_WORK=0
 
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
@@ -162,16 +167,38 @@ install_built() {
 
 # fetch_final URL REL: a file used exactly as published: download it straight into place.
 fetch_final() {
-    local url=$1 rel=$2 work="$ROOT/.work/${2%%/*}"
+    local url=$1 rel=$2 work="$WORK/${2%%/*}"
     if check_file "$ROOT" "$rel"; then say "ok  $rel (already verified)"; return 0; fi
     download "$url" "$work/${rel#*/}" || die "could not download $url"
     install_verified "$work/${rel#*/}" "$rel" || die "$url is not the file nmt was measured on"
 }
 
 finish() {  # finish NAME: report, drop the staging folder
-    rm -rf "$ROOT/.work/$1"
-    rmdir "$ROOT/.work" 2>/dev/null || true
+    rm -rf "${WORK:?}/$1"
     say "done: $ROOT/$1"
+}
+
+# The staging folder: $NMT_DATA_WORK (kept), else a temporary one, removed on success and kept
+# (with a message) after a failure.
+setup_work() {
+    if [ -n "${NMT_DATA_WORK:-}" ]; then
+        WORK=$NMT_DATA_WORK; OWN_WORK=0
+        mkdir -p "$WORK" || die "cannot create NMT_DATA_WORK=$WORK"
+    else
+        WORK=$(mktemp -d "${TMPDIR:-/tmp}/nmt-data.XXXXXX") || die "cannot create a temporary folder"
+        OWN_WORK=1
+    fi
+    trap cleanup_work EXIT
+}
+
+cleanup_work() {
+    local rc=$?
+    if [ "$OWN_WORK" = 1 ]; then
+        if [ "$rc" = 0 ] || [ -z "$(find "$WORK" -type f 2>/dev/null | head -n 1)" ]; then rm -rf "$WORK"
+        else echo "$PROG: partial downloads kept in $WORK (delete it when done)" >&2
+        fi
+    fi
+    return "$rc"
 }
 
 skip_if_ok() {
@@ -184,7 +211,7 @@ skip_if_ok() {
 get_small_parallel_enja() {
     local name=small_parallel_enja work l i rel
     local base="$RAW/odashi/small_parallel_enja/$SMALL_PARALLEL_COMMIT"
-    work="$ROOT/.work/$name"
+    work="$WORK/$name"
     skip_if_ok "$name" && return 0
     for rel in dev.en dev.ja test.en test.ja; do fetch_final "$base/$rel" "$name/$rel"; done
     # train.{en,ja} are the concatenation of the five published parts train.{en,ja}.00[0-4]
@@ -201,7 +228,7 @@ get_small_parallel_enja() {
 
 get_kyoto_wiki() {
     local name=kyoto_wiki work src url
-    work="$ROOT/.work/$name"
+    work="$WORK/$name"
     skip_if_ok "$name" && return 0
     need_python "$name"
     if [ -n "${KYOTO_SOURCE:-}" ]; then
@@ -211,11 +238,11 @@ get_kyoto_wiki() {
     else
         src=""
         for url in $KYOTO_URLS; do
-            # a complete earlier download (never a .part) is reused
+            # a complete earlier download in $NMT_DATA_WORK (never a .part) is reused
             if [ -s "$work/$(basename "$url")" ] || download "$url" "$work/$(basename "$url")"; then
                 src="$work/$(basename "$url")"; break
             fi
-            warn "trying the next source for the Kyoto XML release"
+            warn "could not get the Kyoto XML release from $url"
         done
         [ -n "$src" ] || die "could not download the Kyoto XML release; get wiki_corpus_2.01 from https://alaginrc.nict.go.jp/WikiCorpus/ and rerun with KYOTO_SOURCE=/path/to/it"
     fi
@@ -230,7 +257,7 @@ get_kyoto_wiki() {
 get_wmt21_newstest_enja() {
     local name=wmt21_newstest_enja work
     local base="$RAW/wmt-conference/wmt21-news-systems/$WMT21_COMMIT"
-    work="$ROOT/.work/$name"
+    work="$WORK/$name"
     skip_if_ok "$name" && return 0
     fetch_final "$base/txt/sources/newstest2021.en-ja.src.en" "$name/test.en"
     fetch_final "$base/txt/references/newstest2021.en-ja.ref.A.ja" "$name/test.ja"
@@ -257,7 +284,7 @@ get_wmt23_generaltest_enja() {
 get_wmt24_generaltest_enja() {
     local name=wmt24_generaltest_enja work
     local base="$RAW/wmt-conference/wmt24-news-systems/$WMT24_COMMIT"
-    work="$ROOT/.work/$name"
+    work="$WORK/$name"
     skip_if_ok "$name" && return 0
     need_python "$name"
     download "$base/txt/sources/en-ja.txt" "$work/en-ja.txt" || die "could not download the WMT24 source"
@@ -273,7 +300,7 @@ get_wmt24_generaltest_enja() {
 get_ntrex128_enja() {
     local name=ntrex128_enja work
     local base="$RAW/MicrosoftTranslator/NTREX/$NTREX_COMMIT"
-    work="$ROOT/.work/$name"
+    work="$WORK/$name"
     skip_if_ok "$name" && return 0
     need_python "$name"
     download "$base/NTREX-128/newstest2019-src.eng.txt" "$work/newstest2019-src.eng.txt" || die "could not download the NTREX source"
@@ -290,7 +317,7 @@ get_ntrex128_enja() {
 get_bsd_enja() {
     local name=bsd_enja work
     local base="$RAW/tsuruoka-lab/BSD/$BSD_COMMIT"
-    work="$ROOT/.work/$name"
+    work="$WORK/$name"
     skip_if_ok "$name" && return 0
     need_python "$name"
     download "$base/dev.json" "$work/dev.json" || die "could not download BSD dev.json"
@@ -340,7 +367,7 @@ get_kftt() {
             [ "$n" = "$want" ] || die "kyoto-${split%%:*}.$l has $n lines, KFTT 1.0 has $want"
         done
     done
-    say "done: $dest/kftt-data-1.0 (raw text in data/orig/, KFTT's tokenized versions in data/tok/)"
+    say "done: $dest/kftt-data-1.0 (untokenized text in data/orig/)"
     say "to train on it: data.corpus=kftt/kftt-data-1.0/data/orig data.train=kyoto-train data.dev=kyoto-dev data.test=kyoto-test"
     say "NOTE: this is the official KFTT split, NOT nmt's kyoto_wiki split (see data/README.md)."
 }
@@ -374,16 +401,16 @@ cmd_verify() {
 
 cmd_list() {
     cat <<'EOF'
-corpus                   splits                  license / use                   source
-small_parallel_enja      train/dev/test          CC BY (Tanaka corpus)           github.com/odashi/small_parallel_enja
-kyoto_wiki               train/dev/test (ours)   CC BY-SA 3.0                    NICT Kyoto Wikipedia corpus 2.01 (github.com/venali/BilingualCorpus)
-wmt21_newstest_enja      test                    WMT, research/evaluation only   github.com/wmt-conference/wmt21-news-systems
-wmt23_generaltest_enja   test                    WMT, research/evaluation only   github.com/wmt-conference/wmt23-news-systems
-wmt24_generaltest_enja   test                    WMT, research/evaluation only   github.com/wmt-conference/wmt24-news-systems
-ntrex128_enja            test                    CC BY-SA 4.0                    github.com/MicrosoftTranslator/NTREX
-bsd_enja                 dev/test                CC BY-NC-SA 4.0 (non-commercial) github.com/tsuruoka-lab/BSD
-coursera_enja            dev/test                evaluation only                 github.com/shyyhs/CourseraParallelCorpusMining
-kftt (separate command)  train/dev/tune/test     CC BY-SA 3.0                    phontron.com/kftt (official KFTT split)
+corpus                   splits                 license / use                      source
+small_parallel_enja      train/dev/test         CC BY (Tanaka corpus)              github.com/odashi/small_parallel_enja
+kyoto_wiki               train/dev/test (ours)  CC BY-SA 3.0                       NICT Kyoto Wikipedia corpus 2.01 (github.com/venali/BilingualCorpus)
+wmt21_newstest_enja      test                   WMT: research/evaluation only      github.com/wmt-conference/wmt21-news-systems
+wmt23_generaltest_enja   test                   WMT: research/evaluation only      github.com/wmt-conference/wmt23-news-systems
+wmt24_generaltest_enja   test                   WMT: research/evaluation only      github.com/wmt-conference/wmt24-news-systems
+ntrex128_enja            test                   CC BY-SA 4.0                       github.com/MicrosoftTranslator/NTREX
+bsd_enja                 dev/test               CC BY-NC-SA 4.0 (non-commercial)   github.com/tsuruoka-lab/BSD
+coursera_enja            dev/test               evaluation only                    github.com/shyyhs/CourseraParallelCorpusMining
+kftt (own command)       train/dev/tune/test    CC BY-SA 3.0                       phontron.com/kftt (the official KFTT split)
 EOF
     echo "root: $ROOT"
 }
@@ -410,10 +437,9 @@ main() {
     done
     # shellcheck disable=SC2086  # names are single words, split on purpose
     set -- $names
-    mkdir -p "$ROOT" || die "cannot create $ROOT"
 
     if [ $# -eq 1 ]; then
-        CURRENT=$1; "get_$1"; return 0
+        CURRENT=$1; setup_work; "get_$1"; return 0
     fi
     # several corpora: each in its own process, so that one failure does not stop the others
     local failed="" name

@@ -31,25 +31,40 @@ CACHE_FORMAT = 1
 # ----------------------------------------------------------------------------- files
 
 
-def resolve_data_root(root: str) -> Path:
-    """``data.root`` to a folder: as given, or for "auto" the first of $NMT_DATA_ROOT,
-    <repo>/data/corpora and <repo>/../shared/data that exists."""
+def data_roots(root: str) -> list[Path]:
+    """Folders that may hold the corpora: ``root`` as given, or for "auto" $NMT_DATA_ROOT,
+    <repo>/data/corpora (where data/download.sh puts them) and <repo>/../shared/data, in that order."""
     if root != "auto":
-        return Path(root).expanduser()
-    candidates = [Path(p) for p in [os.environ.get("NMT_DATA_ROOT", "")] if p]
-    candidates += [repo_root() / "data" / "corpora", repo_root().parent / "shared" / "data"]
+        return [Path(root).expanduser()]
+    env = os.environ.get("NMT_DATA_ROOT", "")
+    return ([Path(env).expanduser()] if env else []) + [
+        repo_root() / "data" / "corpora",
+        repo_root().parent / "shared" / "data",
+    ]
+
+
+def resolve_data_root(root: str) -> Path:
+    """The first existing folder of ``data_roots(root)``."""
+    candidates = data_roots(root)
     for c in candidates:
         if c.is_dir():
             return c
     raise NmtError(
         "no corpus folder found: set data.root=/path/to/corpora or NMT_DATA_ROOT, or download "
-        "the corpora with the scripts in data/ (looked in: " + ", ".join(map(str, candidates)) + ")"
+        "the corpora with data/download.sh (looked in: " + ", ".join(map(str, candidates)) + ")"
     )
 
 
 def data_path(cfg: DataConfig, rel: str) -> Path:
+    """A corpus path relative to the data root; with root "auto", the first root that holds it,
+    so a corpus downloaded into data/corpora and one in ../shared/data can be used side by side."""
     p = Path(rel).expanduser()
-    return p if p.is_absolute() else resolve_data_root(cfg.root) / p
+    if p.is_absolute():
+        return p
+    for root in data_roots(cfg.root):
+        if (root / p).exists():
+            return root / p
+    return resolve_data_root(cfg.root) / p
 
 
 def split_paths(cfg: DataConfig, split: str) -> tuple[Path, Path]:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import sentencepiece as spm
 
+from nmt import NmtError
+
 log = logging.getLogger(__name__)
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
@@ -35,6 +37,37 @@ def train_sentencepiece(
     ``vocab_size`` is a soft limit (``hard_vocab_limit=False``) so tiny corpora (the toy recipe,
     tests) train too; on real corpora the vocabulary reaches the requested size.
     """
+    try:
+        _train(
+            files,
+            prefix,
+            vocab_size,
+            model_type,
+            character_coverage,
+            input_sentence_size,
+            byte_fallback,
+            split_digits,
+            normalization,
+            seed_sentencepiece_size,
+        )
+    except RuntimeError as e:  # e.g. "Vocabulary size too high" for a word model on a small corpus
+        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        raise NmtError(f"SentencePiece training on {', '.join(map(str, files))} failed: {reason}") from None
+    return prefix.parent / f"{prefix.name}.model"
+
+
+def _train(
+    files,
+    prefix,
+    vocab_size,
+    model_type,
+    character_coverage,
+    input_sentence_size,
+    byte_fallback,
+    split_digits,
+    normalization,
+    seed_sentencepiece_size,
+) -> None:
     spm.SentencePieceTrainer.train(
         input=[str(f) for f in files],
         model_prefix=str(prefix),
@@ -55,7 +88,6 @@ def train_sentencepiece(
         num_threads=os.cpu_count() or 1,
         minloglevel=2,
     )
-    return prefix.parent / f"{prefix.name}.model"
 
 
 class Tokenizer:
