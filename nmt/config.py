@@ -287,6 +287,18 @@ class CardJob:
     examples: int = 5  # example translations from the first test set
 
 
+@dataclass
+class InspectJob:
+    """nmt-inspect: trace one translation through the decoder's gates and cells."""
+
+    ckpt: str = MISSING
+    text: str = MISSING  # the source sentence
+    target: str | None = None  # the target to trace; None: the model's own greedy translation
+    output: str = "inspect.png"
+    units: int = 24  # cell units shown (those that vary most along this sentence)
+    device: str = "auto"
+
+
 def describe(cfg: object) -> str:
     """A dataclass config as ``key=value`` pairs (enums by value), for log lines."""
     return " ".join(
@@ -304,6 +316,7 @@ def register_configs() -> None:
     cs.store(name="evaluate_schema", node=EvaluateJob)
     cs.store(name="average_schema", node=AverageJob)
     cs.store(name="card_schema", node=CardJob)
+    cs.store(name="inspect_schema", node=InspectJob)
 
 
 # ----------------------------------------------------------------------------- checks

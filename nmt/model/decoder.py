@@ -80,8 +80,11 @@ class Decoder(nn.Module):
         """Target ids (...,) -> the first layer's ahead-of-time gate inputs (..., gates*hidden)."""
         return self.cells[0].project(self.emb_dropout(self.embed(tokens)))
 
-    def _rnn(self, pre: torch.Tensor, x: torch.Tensor | None, state: DecoderState) -> tuple[list, list]:
-        """Run the stacked cells one step; dropout between layers (Zaremba et al. 2014)."""
+    def _rnn(
+        self, pre: torch.Tensor, x: torch.Tensor | None, state: DecoderState, trace: list | None = None
+    ) -> tuple[list, list]:
+        """Run the stacked cells one step; dropout between layers (Zaremba et al. 2014).
+        ``trace``: if a list, gets (layer, Gates, h, c) of every layer (nmt.introspect)."""
         hs = state.h.unbind(0)
         cs = state.c.unbind(0) if state.c is not None else [None] * len(hs)
         new_h, new_c = [], []
@@ -89,12 +92,14 @@ class Decoder(nn.Module):
             if layer > 0:
                 x = self.dropout(new_h[-1])
             h, c = cell(pre if layer == 0 else None, x, hs[layer], cs[layer])
+            if trace is not None:
+                trace.append((layer, cell.gates(pre if layer == 0 else None, x, hs[layer]), h, c))
             new_h.append(h)
             new_c.append(c)
         return new_h, new_c
 
     def step(
-        self, pre: torch.Tensor, state: DecoderState, mem: Memory
+        self, pre: torch.Tensor, state: DecoderState, mem: Memory, trace: list | None = None
     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """One step: pre (batch, gates*hidden) from ``embed_inputs`` ->
         attentional vector (batch, hidden), new state, attention weights (batch, src_len)."""
@@ -103,7 +108,7 @@ class Decoder(nn.Module):
             x = torch.cat([ctx, state.feed], 1) if self.input_feeding else ctx  # (batch, mem_dim [+ hidden])
         else:
             x = state.feed if self.input_feeding else None
-        new_h, new_c = self._rnn(pre, x, state)
+        new_h, new_c = self._rnn(pre, x, state, trace)
         top = new_h[-1]  # (batch, hidden)
         if not self.bahdanau:
             ctx, weights = self.attention(top, mem)  # (batch, mem_dim), (batch, src_len)
