@@ -242,6 +242,7 @@ class TranslateJob:
     on_bad_line: BadLine = BadLine.error
     interactive: bool | None = None  # None: when stdin is a terminal and input is -
     progress: bool | None = None  # None: when stderr is a terminal
+    num_threads: int = 0  # CPU threads (0: PyTorch's default; 1 on a machine busy with other work)
     device: str = "auto"
 
 
@@ -264,6 +265,7 @@ class EvaluateJob:
     output: str | None = None  # JSON file for the results
     hyp_dir: str | None = None  # write each test set's translations to <hyp_dir>/<name>.hyp
     alphas: list[float] = field(default_factory=list)  # beam: try these GNMT alphas, report the best
+    num_threads: int = 0  # CPU threads (0: PyTorch's default)
     device: str = "auto"
 
 

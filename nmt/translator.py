@@ -162,11 +162,19 @@ class Translator:
     def stream(
         self, raw_lines: Iterable[bytes], name: str, chunk_lines: int, on_batch=None
     ) -> Iterator[Translation]:
-        """Raw lines (bytes, "\\n" stripped) -> translations, ``chunk_lines`` at a time (bounded memory)."""
+        """Raw lines (bytes, "\\n" stripped) -> translations, ``chunk_lines`` at a time (bounded memory).
+
+        With ``on_bad_line=error`` the first bad line of the input is the one reported, whichever
+        check it fails (checking lengths needs the chunk's earlier lines encoded first).
+        """
         chunk: list[str] = []
         first = 1
         for lineno, raw in enumerate(raw_lines, start=1):
-            chunk.append(self.check_line(raw, name, lineno))
+            try:
+                chunk.append(self.check_line(raw, name, lineno))
+            except NmtError:
+                self.encode(chunk, name, first)  # an earlier line that is too long is reported first
+                raise
             if len(chunk) >= chunk_lines:
                 yield from self.translate(chunk, name, first, on_batch)
                 chunk, first = [], lineno + 1

@@ -21,6 +21,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from nmt import NmtError
 from nmt.config import conf_dir, register_configs
+from nmt.runtime import tune_allocator
 
 
 def fail(prog: str, message: str, status: int = 2) -> None:
@@ -59,6 +60,7 @@ def hydra_cli(config_name: str, task: Callable[[Any], None]) -> Callable[[], Non
             raise SystemExit(0) from None
 
     def main() -> None:
+        tune_allocator()
         register_configs()
         hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")(_task)()
 

@@ -13,7 +13,7 @@ from nmt.cli.common import hydra_cli
 from nmt.config import EvaluateJob, LengthPenalty, SearchConfig, SearchMethod, TestSetConfig
 from nmt.data.corpus import data_path, read_lines, read_parallel
 from nmt.metrics import Score, score_all
-from nmt.runtime import hardware, resolve_device
+from nmt.runtime import hardware, resolve_device, set_threads
 from nmt.training.checkpoint import load_model
 from nmt.translator import Translator
 
@@ -41,6 +41,7 @@ def evaluate_files(cfg: EvaluateJob) -> dict:
 
 def evaluate_checkpoint(cfg: EvaluateJob) -> dict:
     device = resolve_device(cfg.device)
+    set_threads(cfg.num_threads)
     model, src_tok, tgt_tok, ckpt = load_model(cfg.ckpt, device)
     lang = cfg.lang or ckpt["config"]["data"]["tgt_lang"]
     if cfg.src or cfg.ref:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -237,11 +238,19 @@ def prepare(data: DataConfig, tok: TokenizerConfig, out_dir: Path, force: bool =
     manifest_path = out_dir / "manifest.json"
     key = _cache_key(data, tok)
     if not force and manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text())
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except ValueError:
+            manifest = {}
         if manifest.get("key") == key:
-            log.info("prepared data in %s is up to date (inputs unchanged): reusing it", out_dir)
-            return load_prepared(out_dir)
-        log.info("inputs or settings changed since the last prepare: preparing again")
+            try:
+                prepared = load_prepared(out_dir)
+                log.info("prepared data in %s is up to date (inputs unchanged): reusing it", out_dir)
+                return prepared
+            except NmtError as e:
+                log.warning("%s; preparing again", e)
+        else:
+            log.info("inputs or settings changed since the last prepare: preparing again")
 
     raw = {}
     for split in ("train", "dev", "test"):
@@ -356,8 +365,15 @@ def load_prepared(out_dir: Path) -> Prepared:
     manifest_path = out_dir / "manifest.json"
     if not manifest_path.is_file():
         raise NmtError(f"{out_dir}: no prepared data (run nmt-prepare with the same settings first)")
-    manifest = json.loads(manifest_path.read_text())
-    splits = {s: EncodedSplit.load(out_dir / f"{s}.npz") for s in ("train", "dev", "test")}
-    return Prepared(
-        Tokenizer.load(out_dir / "spm.src.model"), Tokenizer.load(out_dir / "spm.tgt.model"), splits, manifest
-    )
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        splits = {s: EncodedSplit.load(out_dir / f"{s}.npz") for s in ("train", "dev", "test")}
+        src_tok, tgt_tok = (
+            Tokenizer.load(out_dir / "spm.src.model"),
+            Tokenizer.load(out_dir / "spm.tgt.model"),
+        )
+    except (OSError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile) as e:
+        raise NmtError(
+            f"{out_dir}: prepared data is damaged ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
+        ) from None
+    return Prepared(src_tok, tgt_tok, splits, manifest)

@@ -2,9 +2,10 @@
 
 Each step expands the K alive hypotheses of every sentence over the vocabulary and keeps the 2K
 best continuations by log-probability. A continuation ending in EOS among the first K is finished
-(as in fairseq, so beam 1 is greedy): it is scored with the length penalty (none, average, GNMT)
-and the GNMT coverage penalty and merged into the sentence's K-best finished list. The K best
-continuations not ending in EOS stay alive.
+(as in fairseq): it is scored with the length penalty (none, average, GNMT) and the GNMT coverage
+penalty and merged into the sentence's K-best finished list. The K best continuations not ending
+in EOS stay alive. Without penalties, beam 1 is exactly greedy search; with a length penalty it
+may go on past greedy's EOS and return a longer hypothesis that scores better under the penalty.
 
 A sentence is done when its n-th best finished score cannot be beaten: log-probabilities only
 fall as a hypothesis grows and the penalties are bounded (length at most the limit, coverage

@@ -114,6 +114,11 @@ class CheckpointKeeper:
     def save(self, step: int, payload: dict[str, Any], metric: float, is_best: bool) -> Path:
         path = self.dir / f"step_{step:07d}.pt"
         save_checkpoint(path, payload)
+        if is_best:  # before pruning, which may remove this very step file
+            tmp = self.dir / ".best.pt.tmp"
+            tmp.unlink(missing_ok=True)
+            os.link(path, tmp)  # best.pt shares the file's data; the rename makes the switch atomic
+            os.replace(tmp, self.dir / "best.pt")
         entries = [e for e in self.index() if e["step"] != step] + [
             {"step": step, "file": path.name, "metric": metric}
         ]
@@ -124,11 +129,6 @@ class CheckpointKeeper:
             if e not in kept:
                 (self.dir / e["file"]).unlink(missing_ok=True)
         self._write_index(sorted(kept, key=lambda e: e["step"]))
-        if is_best:
-            tmp = self.dir / ".best.pt.tmp"
-            tmp.unlink(missing_ok=True)
-            os.link(path, tmp)  # best.pt shares the file; renaming makes the switch atomic
-            os.replace(tmp, self.dir / "best.pt")
         return path
 
     def select(self, k: int, by: str) -> list[Path]:

@@ -52,7 +52,9 @@ class LRSchedule:
         elif c.schedule == Schedule.inverse_sqrt and c.warmup_steps == 0:
             lr = c.lr / math.sqrt(max(step, 1))
         if c.schedule == Schedule.plateau:
-            lr = max(c.min_lr, lr * self.scale)
+            lr *= self.scale
+            if step >= c.warmup_steps:
+                lr = max(c.min_lr, lr)
         return lr
 
     def step(self, step: int) -> float:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from nmt.config import TrainConfig
@@ -28,12 +29,17 @@ def fmt_time(seconds: float) -> str:
 class Meter:
     """Running sums between two log lines (this process's batches)."""
 
-    loss: float = 0.0
-    nll: float = 0.0
+    loss: torch.Tensor | float = 0.0  # summed on the device: no host sync per batch
+    nll: torch.Tensor | float = 0.0
     tokens: int = 0
     norms: list[float] = field(default_factory=list)
     clipped: int = 0
     start: float = field(default_factory=time.perf_counter)
+
+    def add(self, loss: torch.Tensor, nll: torch.Tensor, tokens: int) -> None:
+        self.loss = self.loss + loss
+        self.nll = self.nll + nll
+        self.tokens += tokens
 
 
 class StopSignal:

@@ -161,9 +161,7 @@ class Trainer:
                 logits = self.ddp(b.src, b.src_lens, b.tgt_in)  # (batch, tgt_len, vocab)
                 loss, nll = sequence_loss(logits, b.tgt_out, self.tc.label_smoothing)
             self.scaler.scale(loss * (self.dist.world / normalizer)).backward()
-            meter.loss += float(loss.detach())
-            meter.nll += float(nll)
-            meter.tokens += b.n_tgt_tokens
+            meter.add(loss.detach(), nll, b.n_tgt_tokens)  # stays on the device until the next log line
         lr = self.schedule.step(self.state.step + 1)
         self.scaler.unscale_(self.optimizer)
         norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.clip_norm or math.inf))
@@ -301,6 +299,8 @@ class Trainer:
         progress = Progress(self.run_dir, tc, st.step, dist.main)
         meter, session_start, base_seconds = Meter(), time.perf_counter(), st.train_seconds
         self.model.train()
+        # a resumed run may already be finished (max_steps, max_time, patience or max_epochs reached)
+        st.stop_reason = self.should_stop(False, epoch_end=st.batch_in_epoch == 0 and st.epoch > 0)
         try:
             with StopSignal() as stop:
                 while not st.stop_reason:
@@ -312,7 +312,7 @@ class Trainer:
                         st.train_seconds = base_seconds + time.perf_counter() - session_start
                         progress.bar.update(1)
                         if st.step % tc.log_every == 0:
-                            totals = dist.sum([meter.loss, meter.nll, float(meter.tokens)])
+                            totals = dist.sum([float(meter.loss), float(meter.nll), float(meter.tokens)])
                             progress.log_interval(
                                 meter, totals, st.step, st.epoch, st.train_seconds, lr, updates, u
                             )
