@@ -1,0 +1,54 @@
+"""Fixtures shared by the unit and integration tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from nmt.data.tokenizer import Tokenizer
+from tests.helpers import run_cli, train_toy_tokenizers
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The test models are tiny: a second thread buys nothing, and on a busy 2-core machine
+    # OpenMP threads waiting for each other make small matrix products 50x slower.
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def toy_tokenizers(tmp_path_factory: pytest.TempPathFactory) -> tuple[Tokenizer, Tokenizer]:
+    """Source and target SentencePiece models trained on toy pairs."""
+    return train_toy_tokenizers(tmp_path_factory.mktemp("toy_spm"))
+
+
+@dataclass
+class ToyRun:
+    """The toy recipe trained once per session (``nmt-train experiment=toy``) in ``root``."""
+
+    root: Path  # working directory of the CLI runs
+    run_dir: Path  # root/runs/toy
+    corpus: Path  # root/runs/toy/corpus (data.root of the toy data config)
+    proc: subprocess.CompletedProcess[bytes]
+
+    @property
+    def best(self) -> Path:
+        return self.run_dir / "checkpoints" / "best.pt"
+
+
+@pytest.fixture(scope="session")
+def toy_run(tmp_path_factory: pytest.TempPathFactory) -> ToyRun:
+    """Generate the toy corpus with ``python -m nmt.data.toy`` and train the toy recipe (800 steps)."""
+    root = tmp_path_factory.mktemp("toy_recipe")
+    corpus = root / "runs" / "toy" / "corpus"
+    gen = subprocess.run(
+        [sys.executable, "-m", "nmt.data.toy", str(corpus)], cwd=root, capture_output=True, check=False
+    )
+    assert gen.returncode == 0, gen.stderr.decode()
+    proc = run_cli("train", "experiment=toy", "train.max_steps=800", cwd=root, timeout=600)
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    return ToyRun(root, root / "runs" / "toy", corpus, proc)

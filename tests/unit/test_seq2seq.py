@@ -1,0 +1,250 @@
+"""nmt.model (seq2seq, decoder): every attention x cell x input feeding combination.
+
+The step loop (``decode_step``, what the search runs) must equal the teacher-forced ``forward``
+(what training runs); attention is a distribution over real source positions; padding a sentence
+in a batch changes nothing; initialisation and weight tying are as configured.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nmt import NmtError
+from nmt.config import Attention, Bridge, Cell, ModelConfig
+from nmt.data.tokenizer import BOS, PAD
+from nmt.model.decoder import DecoderState
+from nmt.model.seq2seq import Seq2Seq, build_model, count_parameters
+
+SRC_V, TGT_V = 23, 19
+COMBOS = list(itertools.product(list(Attention), list(Cell), [True, False]))
+IDS = [f"{a.value}-{c.value}-{'feed' if f else 'nofeed'}" for a, c, f in COMBOS]
+
+
+def config(
+    attention: Attention = Attention.luong_general, cell: Cell = Cell.lstm, feed: bool = True, **kw
+) -> ModelConfig:
+    base: dict = dict(
+        cell=cell,
+        emb_dim=12,
+        enc_hidden=8,
+        enc_layers=2,
+        dec_hidden=16,
+        dec_layers=2,
+        attention=attention,
+        attn_dim=9,
+        input_feeding=feed,
+        dropout=0.0,
+        emb_dropout=0.0,
+        init_range=0.3,
+    )
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+def model(cfg: ModelConfig, seed: int = 0) -> Seq2Seq:
+    torch.manual_seed(seed)
+    return Seq2Seq(cfg, SRC_V, TGT_V).eval()
+
+
+def data(src_lens: list[int], tgt_len: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(4, SRC_V, (len(src_lens), max(src_lens)), generator=g)  # (batch, src_len)
+    for r, n in enumerate(src_lens):
+        src[r, n:] = PAD
+    tgt_in = torch.randint(4, TGT_V, (len(src_lens), tgt_len), generator=g)  # (batch, tgt_len)
+    tgt_in[:, 0] = BOS
+    return src, torch.tensor(src_lens), tgt_in
+
+
+# --------------------------------------------------------------------------- step loop == forward
+
+
+@pytest.mark.parametrize(("attention", "cell", "feed"), COMBOS, ids=IDS)
+def test_step_loop_equals_teacher_forced_forward(attention: Attention, cell: Cell, feed: bool) -> None:
+    m = model(config(attention, cell, feed))
+    src, src_lens, tgt_in = data([6, 4, 1], tgt_len=5)
+    with torch.no_grad():
+        want = F.log_softmax(m(src, src_lens, tgt_in), dim=-1)  # (batch, tgt_len, vocab)
+        mem, state = m.encode(src, src_lens)
+        for t in range(tgt_in.size(1)):
+            lp, state, _ = m.decode_step(tgt_in[:, t], state, mem)
+            torch.testing.assert_close(lp, want[:, t], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("attention", "cell", "feed"), COMBOS, ids=IDS)
+def test_attention_is_a_distribution_over_real_positions(
+    attention: Attention, cell: Cell, feed: bool
+) -> None:
+    m = model(config(attention, cell, feed))
+    src, src_lens, tgt_in = data([6, 4, 1], tgt_len=4)
+    real = src != PAD  # (batch, src_len)
+    with torch.no_grad():
+        mem, state = m.encode(src, src_lens)
+        _, weights = m.decoder(tgt_in, state, mem, with_attention=True)  # (batch, tgt_len, src_len)
+        assert weights is not None and weights.shape == (3, 4, 6)
+        for t in range(tgt_in.size(1)):
+            _, state, w = m.decode_step(tgt_in[:, t], state, mem)
+            torch.testing.assert_close(w, weights[:, t], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3, 4))
+    assert (weights.masked_select(~real.unsqueeze(1)) == 0).all()
+    assert (weights[2, :, 0] == 1).all()  # a one-piece source gets all the attention
+
+
+@pytest.mark.parametrize(("attention", "cell", "feed"), COMBOS, ids=IDS)
+def test_padding_in_a_batch_changes_nothing(attention: Attention, cell: Cell, feed: bool) -> None:
+    m = model(config(attention, cell, feed))
+    src, src_lens, tgt_in = data([7, 3], tgt_len=4)
+    with torch.no_grad():
+        mem, state = m.encode(src, src_lens)
+        mem1, state1 = m.encode(src[1:, :3], src_lens[1:])
+        torch.testing.assert_close(mem.values[1, :3], mem1.values[0], atol=1e-6, rtol=1e-5)
+        assert (mem.values[1, 3:] == 0).all()
+        torch.testing.assert_close(state.h[:, 1], state1.h[:, 0], atol=1e-6, rtol=1e-5)
+        if cell == Cell.lstm:
+            torch.testing.assert_close(state.c[:, 1], state1.c[:, 0], atol=1e-6, rtol=1e-5)
+        logits = m(src, src_lens, tgt_in)
+        logits1 = m(src[1:, :3], src_lens[1:], tgt_in[1:])
+    torch.testing.assert_close(logits[1], logits1[0], atol=1e-5, rtol=1e-5)
+
+
+def test_memory_mask_marks_real_tokens() -> None:
+    m = model(config())
+    src, src_lens, _ = data([5, 2], tgt_len=1)
+    mem, state = m.encode(src, src_lens)
+    assert mem.mask.tolist() == [[True] * 5, [True, True, False, False, False]]
+    assert state.h.shape == (2, 2, 16) and state.feed.shape == (2, 16)
+    assert (state.feed == 0).all()  # the first attentional vector fed back is zeros
+
+
+def test_decoder_state_select_reorders_rows() -> None:
+    h, c, feed = torch.randn(2, 3, 4), torch.randn(2, 3, 4), torch.randn(3, 4)
+    idx = torch.tensor([2, 0, 0])
+    s = DecoderState(h, c, feed).select(idx)
+    torch.testing.assert_close(s.h, h[:, idx])
+    assert s.c is not None
+    torch.testing.assert_close(s.c, c[:, idx])
+    torch.testing.assert_close(s.feed, feed[idx])
+    assert DecoderState(h, None, feed).select(idx).c is None
+
+
+def test_dropout_is_active_in_training_mode_only() -> None:
+    m = model(config(dropout=0.5, emb_dropout=0.5))
+    src, src_lens, tgt_in = data([4, 3], tgt_len=3)
+    m.eval()
+    with torch.no_grad():
+        assert torch.equal(m(src, src_lens, tgt_in), m(src, src_lens, tgt_in))
+        m.train()
+        assert not torch.equal(m(src, src_lens, tgt_in), m(src, src_lens, tgt_in))
+
+
+# --------------------------------------------------------------------------- initialisation
+
+
+@pytest.mark.parametrize("forget_bias", [1.0, 2.5])
+@pytest.mark.parametrize("init_range", [0.1, 0.0])
+def test_lstm_forget_gate_bias_in_encoder_and_decoder(forget_bias: float, init_range: float) -> None:
+    cfg = config(forget_bias=forget_bias, init_range=init_range)
+    m = model(cfg)
+    h = cfg.dec_hidden
+    for cell in m.decoder.cells:
+        torch.testing.assert_close(cell.bias[h : 2 * h], torch.full((h,), forget_bias))
+    e = cfg.enc_hidden
+    names = [n for n, _ in m.encoder.rnn.named_parameters() if n.startswith("bias")]
+    assert len(names) == 2 * 2 * cfg.enc_layers  # ih and hh, two directions, each layer
+    for name, p in m.encoder.rnn.named_parameters():
+        if name.startswith("bias_ih"):
+            torch.testing.assert_close(p[e : 2 * e], torch.full((e,), forget_bias))
+        elif name.startswith("bias_hh"):
+            assert (p[e : 2 * e] == 0).all()
+            assert (p[:e] != 0).any()  # the other gates keep their random initialisation
+
+
+def test_init_range_bounds_the_weights() -> None:
+    m = model(config(init_range=0.05))
+    for name, p in m.named_parameters():
+        if "bias" not in name:
+            assert p.abs().max() <= 0.05, name
+
+
+def test_padding_embeddings_are_zero() -> None:
+    m = model(config())
+    assert (m.encoder.embed.weight[PAD] == 0).all()
+    assert (m.decoder.embed.weight[PAD] == 0).all()
+
+
+@pytest.mark.parametrize("dec_hidden", [12, 16])
+def test_tied_embeddings_share_one_tensor(dec_hidden: int) -> None:
+    m = model(config(tie_embeddings=True, dec_hidden=dec_hidden))
+    assert m.output.weight is m.decoder.embed.weight
+    assert m.output.weight.data_ptr() == m.decoder.embed.weight.data_ptr()
+    assert (m.pre_output is not None) == (dec_hidden != 12)  # emb_dim is 12
+    # one parameter, counted once, trained by both uses
+    untied = model(config(tie_embeddings=False, dec_hidden=dec_hidden))
+    extra = (dec_hidden * 12) if dec_hidden != 12 else 0
+    assert count_parameters(untied) - count_parameters(m) == TGT_V * dec_hidden - extra
+    src, src_lens, tgt_in = data([3], tgt_len=2)
+    m.train()
+    m(src, src_lens, tgt_in).sum().backward()
+    assert m.decoder.embed.weight.grad is not None
+
+
+def test_tied_embeddings_stay_tied_after_loading_a_state_dict() -> None:
+    cfg = config(tie_embeddings=True)
+    a, b = model(cfg, seed=1), model(cfg, seed=2)
+    b.load_state_dict(a.state_dict())
+    assert b.output.weight.data_ptr() == b.decoder.embed.weight.data_ptr()
+    torch.testing.assert_close(b.output.weight, a.decoder.embed.weight)
+
+
+def test_bridge_zero_starts_the_decoder_from_zeros() -> None:
+    m = model(config(bridge=Bridge.zero))
+    src, src_lens, _ = data([4, 2], tgt_len=1)
+    _, state = m.encode(src, src_lens)
+    assert (state.h == 0).all() and state.c is not None and (state.c == 0).all()
+
+
+def test_bridge_copy_needs_matching_sizes() -> None:
+    with pytest.raises(NmtError, match="bridge=copy"):
+        Seq2Seq(config(bridge=Bridge.copy, enc_hidden=8, dec_hidden=12), SRC_V, TGT_V)
+    with pytest.raises(NmtError, match="bridge=copy"):
+        Seq2Seq(config(bridge=Bridge.copy, enc_hidden=8, dec_hidden=16, dec_layers=1), SRC_V, TGT_V)
+
+
+def test_bridge_copy_hands_the_encoder_final_states_to_the_decoder() -> None:
+    m = model(config(bridge=Bridge.copy, enc_hidden=8, dec_hidden=16))
+    src, src_lens, _ = data([4, 2], tgt_len=1)
+    _, h, c = m.encoder(src, src_lens)
+    _, state = m.encode(src, src_lens)
+    torch.testing.assert_close(state.h, h)
+    torch.testing.assert_close(state.c, c)
+
+
+def test_luong_dot_with_mismatched_sizes_is_refused() -> None:
+    with pytest.raises(NmtError, match="luong_dot"):
+        build_model(config(Attention.luong_dot, enc_hidden=8, dec_hidden=12), SRC_V, TGT_V)
+
+
+def test_gru_model_has_no_cell_state() -> None:
+    m = model(config(cell=Cell.gru))
+    src, src_lens, tgt_in = data([3], tgt_len=2)
+    _, state = m.encode(src, src_lens)
+    assert state.c is None
+    lp, state, _ = m.decode_step(tgt_in[:, 0], state, m.encode(src, src_lens)[0])
+    assert state.c is None and lp.dtype == torch.float32
+    torch.testing.assert_close(lp.exp().sum(-1), torch.ones(1))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("attention", list(Attention))
+def test_cuda_forward_equals_cpu_forward(attention: Attention) -> None:
+    m = model(config(attention))
+    src, src_lens, tgt_in = data([6, 4, 1], tgt_len=5)
+    with torch.no_grad():
+        want = m(src, src_lens, tgt_in)
+        got = m.cuda()(src.cuda(), src_lens, tgt_in.cuda()).cpu()
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)

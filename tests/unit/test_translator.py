@@ -1,0 +1,172 @@
+"""nmt.translator: one translation per input line, in order; bad lines stop or are repaired, never dropped."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+import torch
+
+from nmt import NmtError
+from nmt.config import BadLine, LengthPenalty, SearchConfig, SearchMethod
+from nmt.data.tokenizer import Tokenizer
+from nmt.data.toy import make_pairs
+from nmt.model.seq2seq import Seq2Seq
+from nmt.translator import Translator, decode_ids, read_raw_lines
+from tests.helpers import tiny_model_config
+
+CPU = torch.device("cpu")
+LINES = [s for s, _ in make_pairs(24, seed=3)]
+# a random model seldom ends a sentence: a short fixed limit keeps every search a few steps long
+LIMIT = dict(max_len_a=0.0, max_len_b=6)
+
+
+@pytest.fixture(scope="module")
+def model(toy_tokenizers: tuple[Tokenizer, Tokenizer]) -> Seq2Seq:
+    torch.manual_seed(0)
+    return Seq2Seq(tiny_model_config(init_range=0.5), len(toy_tokenizers[0]), len(toy_tokenizers[1])).eval()
+
+
+def translator(
+    model: Seq2Seq,
+    toks: tuple[Tokenizer, Tokenizer],
+    method: str = "greedy",
+    on_bad_line: BadLine = BadLine.error,
+    max_input_len: int = 250,
+    batch_size: int = 64,
+    **search: object,
+) -> Translator:
+    cfg = SearchConfig(method=SearchMethod(method), **LIMIT, **search)  # type: ignore[arg-type]
+    return Translator(model, toks[0], toks[1], cfg, CPU, batch_size, max_input_len, on_bad_line)
+
+
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_one_output_per_line_in_order(model: Seq2Seq, toy_tokenizers: tuple, method: str) -> None:
+    tr = translator(model, toy_tokenizers, method)
+    lines = LINES[:6] + [""] + LINES[6:12] + ["   ", ""] + LINES[12:]
+    out = tr.translate(lines, "in.txt")
+    assert len(out) == len(lines)
+    alone = [tr.translate([line])[0] for line in lines]
+    assert [t.text for t in out] == [t.text for t in alone]
+    assert [t.score for t in out] == pytest.approx([t.score for t in alone], abs=1e-4)
+
+
+def test_blank_lines_give_empty_translations_without_the_model(model: Seq2Seq, toy_tokenizers: tuple) -> None:
+    out = translator(model, toy_tokenizers).translate(["", "  ", "\t", LINES[0]])
+    assert [t.text for t in out[:3]] == ["", "", ""]
+    assert all(t.score is None and t.log_prob is None and t.nbest == [] for t in out[:3])
+    assert out[3].score is not None
+
+
+def test_only_blank_lines_never_reach_the_model(toy_tokenizers: tuple) -> None:
+    class NoModel:
+        def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> None:
+            raise AssertionError("the model must not be called")
+
+        decode_step = encode
+
+    cfg = SearchConfig(method=SearchMethod.beam)
+    tr = Translator(NoModel(), toy_tokenizers[0], toy_tokenizers[1], cfg, CPU)  # type: ignore[arg-type]
+    assert [t.text for t in tr.translate(["", " ", ""])] == ["", "", ""]
+    assert tr.translate([]) == []
+
+
+def test_output_never_contains_a_newline(model: Seq2Seq, toy_tokenizers: tuple) -> None:
+    out = translator(model, toy_tokenizers).translate(LINES)
+    assert all("\n" not in t.text and "\r" not in t.text for t in out)
+
+
+def test_nbest_is_best_first(model: Seq2Seq, toy_tokenizers: tuple) -> None:
+    tr = translator(model, toy_tokenizers, "beam", beam_size=4, nbest=3, length_penalty=LengthPenalty.gnmt)
+    for t in tr.translate(LINES[:8]):
+        assert len(t.nbest) == 3
+        assert t.nbest[0] == (t.text, t.score, t.log_prob)
+        scores = [s for _, s, _ in t.nbest]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_too_long_line_is_an_error_naming_the_line(model: Seq2Seq, toy_tokenizers: tuple) -> None:
+    tr = translator(model, toy_tokenizers, max_input_len=12)
+    long_line = " ".join(["red cat"] * 20)
+    with pytest.raises(NmtError) as e:
+        tr.translate([LINES[0], LINES[1], long_line], "doc.en", first_lineno=41)
+    msg = str(e.value)
+    assert "doc.en:43:" in msg and "max_input_len=12" in msg
+
+
+def test_too_long_line_is_truncated_with_a_warning_on_fix(
+    model: Seq2Seq, toy_tokenizers: tuple, caplog: pytest.LogCaptureFixture
+) -> None:
+    tr = translator(model, toy_tokenizers, on_bad_line=BadLine.fix, max_input_len=12)
+    long_line = " ".join(["red cat"] * 20)
+    with caplog.at_level(logging.WARNING, logger="nmt"):
+        out = tr.translate([LINES[0], long_line], "doc.en")
+    assert len(out) == 2
+    assert "doc.en:2" in caplog.text and "truncated to 12" in caplog.text
+    # the same as translating the first 12 pieces
+    ids = toy_tokenizers[0].encode([long_line])[0][:12]
+    want = decode_ids(model, [ids], tr.cfg, CPU)[0][0]
+    assert out[1].text == toy_tokenizers[1].decode([want.tokens])[0]
+
+
+def test_check_line_with_invalid_utf8(
+    model: Seq2Seq, toy_tokenizers: tuple, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw = b"red \xff cat"
+    with pytest.raises(NmtError) as e:
+        translator(model, toy_tokenizers).check_line(raw, "in.en", 7)
+    assert "in.en:7" in str(e.value) and "invalid UTF-8" in str(e.value) and "on_bad_line=fix" in str(e.value)
+    fixer = translator(model, toy_tokenizers, on_bad_line=BadLine.fix)
+    with caplog.at_level(logging.WARNING, logger="nmt"):
+        assert fixer.check_line(raw, "in.en", 7) == "red \ufffd cat"
+    assert "in.en:7" in caplog.text
+
+
+def test_check_line_strips_a_carriage_return(model: Seq2Seq, toy_tokenizers: tuple) -> None:
+    tr = translator(model, toy_tokenizers)
+    assert tr.check_line(b"red cat\r", "x", 1) == "red cat"
+    assert tr.check_line("caf\u00e9 \u2028".encode(), "x", 1) == "caf\u00e9 \u2028"
+
+
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_stream_in_small_chunks_equals_one_chunk(model: Seq2Seq, toy_tokenizers: tuple, method: str) -> None:
+    tr = translator(model, toy_tokenizers, method)
+    raw = [line.encode() for line in LINES[:15]] + [b""] + [line.encode() for line in LINES[15:]]
+    one = [t.text for t in tr.stream(iter(raw), "in", chunk_lines=10_000)]
+    small = [t.text for t in tr.stream(iter(raw), "in", chunk_lines=3)]
+    assert len(one) == len(raw) and small == one
+
+
+def test_stream_reports_line_numbers_across_chunks(model: Seq2Seq, toy_tokenizers: tuple) -> None:
+    tr = translator(model, toy_tokenizers, max_input_len=12)
+    raw = [line.encode() for line in LINES[:9]] + [b" ".join([b"red cat"] * 20)]
+    with pytest.raises(NmtError, match=r"in\.en:10:"):
+        list(tr.stream(iter(raw), "in.en", chunk_lines=4))
+    raw = [line.encode() for line in LINES[:6]] + [b"\xfe"]
+    with pytest.raises(NmtError, match=r"in\.en:7:"):
+        list(tr.stream(iter(raw), "in.en", chunk_lines=4))
+
+
+def test_stream_counts_progress_for_every_line(model: Seq2Seq, toy_tokenizers: tuple) -> None:
+    seen: list[int] = []
+    raw = [b"", *[line.encode() for line in LINES[:7]], b""]
+    list(translator(model, toy_tokenizers).stream(iter(raw), "in", chunk_lines=4, on_batch=seen.append))
+    assert sum(seen) == len(raw)
+
+
+def test_read_raw_lines_splits_on_newline_bytes_only() -> None:
+    data = "a\u2028b\r\nc\x85d\n\ne".encode()
+    assert list(read_raw_lines(io.BytesIO(data))) == ["a\u2028b\r".encode(), "c\x85d".encode(), b"", b"e"]
+
+
+def test_attention_output_matches_the_pieces(model: Seq2Seq, toy_tokenizers: tuple) -> None:
+    cfg = SearchConfig(method=SearchMethod.beam, beam_size=3, **LIMIT)
+    tr = Translator(model, toy_tokenizers[0], toy_tokenizers[1], cfg, CPU, with_attention=True)
+    [short, long] = tr.translate([LINES[0], LINES[1] + " " + LINES[2]])
+    for t in (short, long):
+        assert t.src_pieces is not None and t.tgt_pieces is not None and t.attention is not None
+        assert t.tgt_pieces[-1] == "</s>"
+        assert len(t.attention) == len(t.tgt_pieces)
+        assert all(len(row) == len(t.src_pieces) for row in t.attention)
+        assert all(sum(row) == pytest.approx(1.0, abs=1e-3) for row in t.attention)
