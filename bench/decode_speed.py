@@ -52,15 +52,22 @@ def main() -> None:
     if a.max_sentences:
         lines = lines[: a.max_sentences]
     print(f"{a.ckpt} on {device} ({hardware(device)}); {len(lines)} sentences from {a.input}")
-    print(f"{'search':<10}{'batch':>6}{'sent/s':>10}{'tgt tok/s':>11}{'seconds':>9}{'peak RSS MiB':>14}"
-          + (f"{'CUDA MiB':>10}" if device.type == "cuda" else ""))
+    print(
+        f"{'search':<10}{'batch':>6}{'sent/s':>10}{'tgt tok/s':>11}{'seconds':>9}{'peak RSS MiB':>14}"
+        + (f"{'CUDA MiB':>10}" if device.type == "cuda" else "")
+    )
     results = []
     for beam in (int(b) for b in a.beams.split(",")):
         for bs in (int(b) for b in a.batches.split(",")):
-            cfg = SearchConfig(method=SearchMethod.beam if beam > 1 else SearchMethod.greedy, beam_size=beam,
-                               length_penalty=LengthPenalty.gnmt, alpha=a.alpha)
-            tr = Translator(model, src_tok, tgt_tok, cfg, device, batch_size=10**9, max_input_len=10**6,
-                            max_sentences=bs)
+            cfg = SearchConfig(
+                method=SearchMethod.beam if beam > 1 else SearchMethod.greedy,
+                beam_size=beam,
+                length_penalty=LengthPenalty.gnmt,
+                alpha=a.alpha,
+            )
+            tr = Translator(
+                model, src_tok, tgt_tok, cfg, device, batch_size=10**9, max_input_len=10**6, max_sentences=bs
+            )
             tr.translate(lines[: min(len(lines), 2 * bs, 64)])  # warm-up
             if device.type == "cuda":
                 torch.cuda.synchronize()
@@ -71,19 +78,31 @@ def main() -> None:
                 torch.cuda.synchronize()
             secs = time.perf_counter() - t0
             pieces = sum(len(tgt_tok.encode([t.text])[0]) + 1 for t in out)
-            r = {"search": "greedy" if beam == 1 else f"beam{beam}", "batch": bs, "sentences": len(lines),
-                 "sentences_per_s": round(len(lines) / secs, 1), "target_tokens_per_s": round(pieces / secs, 1),
-                 "seconds": round(secs, 2),
-                 "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            r = {
+                "search": "greedy" if beam == 1 else f"beam{beam}",
+                "batch": bs,
+                "sentences": len(lines),
+                "sentences_per_s": round(len(lines) / secs, 1),
+                "target_tokens_per_s": round(pieces / secs, 1),
+                "seconds": round(secs, 2),
+                "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            }
             if device.type == "cuda":
                 r["cuda_max_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
             results.append(r)
-            print(f"{r['search']:<10}{bs:>6}{r['sentences_per_s']:>10}{r['target_tokens_per_s']:>11}{r['seconds']:>9}"
-                  f"{r['peak_rss_mib']:>14}" + (f"{r['cuda_max_allocated_mib']:>10}" if device.type == "cuda" else ""),
-                  flush=True)
+            print(
+                f"{r['search']:<10}{bs:>6}{r['sentences_per_s']:>10}{r['target_tokens_per_s']:>11}{r['seconds']:>9}"
+                f"{r['peak_rss_mib']:>14}"
+                + (f"{r['cuda_max_allocated_mib']:>10}" if device.type == "cuda" else ""),
+                flush=True,
+            )
     if a.json:
-        a.json.write_text(json.dumps({"ckpt": a.ckpt, "device": str(device), "hardware": hardware(device),
-                                      "results": results}, indent=1))
+        a.json.write_text(
+            json.dumps(
+                {"ckpt": a.ckpt, "device": str(device), "hardware": hardware(device), "results": results},
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,14 @@ from nmt.runtime import hardware, resolve_device  # noqa: E402
 def gemms(size: str, B: int, S: int, T: int, input_feeding: bool = True) -> Counter:
     """(kind, shape) -> count for one forward + backward of the model. kind mm: (m, k, n); bmm: (b, m, k, n)."""
     c = dict(SIZES[size])
-    E, He, Le, Hd, Ld, V = c["emb_dim"], c["enc_hidden"], c["enc_layers"], c["dec_hidden"], c["dec_layers"], c["vocab"]
+    E, He, Le, Hd, Ld, V = (
+        c["emb_dim"],
+        c["enc_hidden"],
+        c["enc_layers"],
+        c["dec_hidden"],
+        c["dec_layers"],
+        c["vocab"],
+    )
     g: Counter = Counter()
 
     def mm(m: int, k: int, n: int, times: int = 1) -> None:  # forward y = x W plus dX and dW
@@ -70,7 +77,10 @@ def time_op(kind: str, shape: tuple, device: torch.device, dtype: torch.dtype, r
         f = lambda: torch.mm(a, b)  # noqa: E731
     else:
         bt, m, k, n = shape
-        a, b = torch.randn(bt, m, k, device=device, dtype=dtype), torch.randn(bt, k, n, device=device, dtype=dtype)
+        a, b = (
+            torch.randn(bt, m, k, device=device, dtype=dtype),
+            torch.randn(bt, k, n, device=device, dtype=dtype),
+        )
         f = lambda: torch.bmm(a, b)  # noqa: E731
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(3):
@@ -105,18 +115,24 @@ def main() -> None:
     rows, total, flops = [], 0.0, 0
     for (kind, shape), count in g.items():
         t = time_op(kind, shape, device, dtype, a.reps)
-        f = 2 * (shape[0] * shape[1] * shape[2] if kind == "mm" else shape[0] * shape[1] * shape[2] * shape[3])
+        f = 2 * (
+            shape[0] * shape[1] * shape[2] if kind == "mm" else shape[0] * shape[1] * shape[2] * shape[3]
+        )
         rows.append((t * count, kind, shape, count, t, f / t / 1e9))
         total += t * count
         flops += f * count
     tokens = a.batch * a.tgt_len
-    print(f"GEMM floor of one training step: size {a.size}, batch {a.batch} x src {a.src_len} / tgt {a.tgt_len}, "
-          f"{a.dtype} on {device} ({hardware(device)})")
+    print(
+        f"GEMM floor of one training step: size {a.size}, batch {a.batch} x src {a.src_len} / tgt {a.tgt_len}, "
+        f"{a.dtype} on {device} ({hardware(device)})"
+    )
     print(f"{'kind':<5}{'shape':>24}{'count':>7}{'ms each':>10}{'ms total':>10}{'GFLOP/s':>10}")
     for tt, kind, shape, count, t, gf in sorted(rows, reverse=True):
         print(f"{kind:<5}{str(shape):>24}{count:>7}{1000 * t:>10.3f}{1000 * tt:>10.1f}{gf:>10.1f}")
-    print(f"floor: {1000 * total:.1f} ms per step = {tokens / total:,.0f} target tokens/s "
-          f"({flops / 1e9:.1f} GFLOP at {flops / total / 1e9:.0f} GFLOP/s)")
+    print(
+        f"floor: {1000 * total:.1f} ms per step = {tokens / total:,.0f} target tokens/s "
+        f"({flops / 1e9:.1f} GFLOP at {flops / total / 1e9:.0f} GFLOP/s)"
+    )
 
 
 if __name__ == "__main__":

@@ -68,7 +68,11 @@ def main() -> None:
                         r[f"{key}_bleu"] = round(BLEU(tokenize="none").corpus_score(hyps, [refs]).score, 2)
         res[tool] = r
     keys = sorted({k for r in res.values() for k in r}, key=lambda k: (not k.startswith("train"), k))
-    print(f"{'':<28}" + "".join(f"{TOOLS[t]:>18}" for t in res) + "".join(f"{'nmt/' + t:>12}" for t in res if t != "ours"))
+    print(
+        f"{'':<28}"
+        + "".join(f"{TOOLS[t]:>18}" for t in res)
+        + "".join(f"{'nmt/' + t:>12}" for t in res if t != "ours")
+    )
     for k in keys:
         row = f"{k:<28}" + "".join(f"{res[t].get(k) if res[t].get(k) is not None else '-':>18}" for t in res)
         ours = res.get("ours", {}).get(k)
@@ -78,8 +82,10 @@ def main() -> None:
             peer = res[t].get(k)
             row += f"{(ours / peer if ours and peer else float('nan')):>12.2f}"
         print(row)
-    print("(tok/s: target tokens per second of training, steady state; sent_s: test sentences / wall time of the "
-          "translate process; BLEU: -tok none on the segmented reference; ratios: nmt / peer)")
+    print(
+        "(tok/s: target tokens per second of training, steady state; sent_s: test sentences / wall time of the "
+        "translate process; BLEU: -tok none on the segmented reference; ratios: nmt / peer)"
+    )
     if a.json:
         a.json.write_text(json.dumps(res, indent=1))
 
