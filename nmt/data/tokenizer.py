@@ -38,56 +38,30 @@ def train_sentencepiece(
     tests) train too; on real corpora the vocabulary reaches the requested size.
     """
     try:
-        _train(
-            files,
-            prefix,
-            vocab_size,
-            model_type,
-            character_coverage,
-            input_sentence_size,
-            byte_fallback,
-            split_digits,
-            normalization,
-            seed_sentencepiece_size,
+        spm.SentencePieceTrainer.train(
+            input=[str(f) for f in files],
+            model_prefix=str(prefix),
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=character_coverage,
+            input_sentence_size=input_sentence_size,
+            shuffle_input_sentence=True,
+            seed_sentencepiece_size=seed_sentencepiece_size,
+            hard_vocab_limit=False,
+            byte_fallback=byte_fallback,
+            split_digits=split_digits,
+            normalization_rule_name=normalization,
+            pad_id=PAD,
+            unk_id=UNK,
+            bos_id=BOS,
+            eos_id=EOS,
+            num_threads=os.cpu_count() or 1,
+            minloglevel=2,
         )
     except RuntimeError as e:  # e.g. "Vocabulary size too high" for a word model on a small corpus
         reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
         raise NmtError(f"SentencePiece training on {', '.join(map(str, files))} failed: {reason}") from None
     return prefix.parent / f"{prefix.name}.model"
-
-
-def _train(
-    files,
-    prefix,
-    vocab_size,
-    model_type,
-    character_coverage,
-    input_sentence_size,
-    byte_fallback,
-    split_digits,
-    normalization,
-    seed_sentencepiece_size,
-) -> None:
-    spm.SentencePieceTrainer.train(
-        input=[str(f) for f in files],
-        model_prefix=str(prefix),
-        vocab_size=vocab_size,
-        model_type=model_type,
-        character_coverage=character_coverage,
-        input_sentence_size=input_sentence_size,
-        shuffle_input_sentence=True,
-        seed_sentencepiece_size=seed_sentencepiece_size,
-        hard_vocab_limit=False,
-        byte_fallback=byte_fallback,
-        split_digits=split_digits,
-        normalization_rule_name=normalization,
-        pad_id=PAD,
-        unk_id=UNK,
-        bos_id=BOS,
-        eos_id=EOS,
-        num_threads=os.cpu_count() or 1,
-        minloglevel=2,
-    )
 
 
 class Tokenizer:
