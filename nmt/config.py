@@ -56,6 +56,7 @@ class Schedule(str, Enum):
     constant = "constant"
     inverse_sqrt = "inverse_sqrt"  # linear warmup, then lr * sqrt(warmup / step)
     plateau = "plateau"  # multiply by plateau_factor when dev BLEU stops improving
+    wsd = "wsd"  # constant, then linear decay to min_lr over the last decay_fraction of the budget
 
 
 class Precision(str, Enum):
@@ -169,6 +170,7 @@ class TrainConfig:
     plateau_factor: float = 0.5
     plateau_patience: int = 1  # validations without improvement before the LR is cut
     min_lr: float = 1e-5
+    decay_fraction: float = 0.2  # wsd: share of the budget (max_steps or max_time) spent decaying
     clip_norm: float = 5.0  # clip gradients by global L2 norm (Pascanu et al. 2013); 0: off
     label_smoothing: float = 0.1
     batch_type: BatchType = BatchType.tokens
@@ -360,6 +362,10 @@ def validate_train(t: TrainConfig) -> None:
         raise NmtError(f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
     if t.valid_every < 1 or t.log_every < 1:
         raise NmtError("train.valid_every and train.log_every must be >= 1")
+    if t.schedule == Schedule.wsd and not (t.max_steps or t.max_time):
+        raise NmtError("train.schedule=wsd decays over the budget: set train.max_steps or train.max_time")
+    if not 0.0 <= t.decay_fraction <= 1.0:
+        raise NmtError(f"train.decay_fraction must be in [0, 1], got {t.decay_fraction}")
     if t.accum_steps < 1:
         raise NmtError(f"train.accum_steps must be >= 1, got {t.accum_steps}")
     if len(t.betas) != 2:

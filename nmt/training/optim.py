@@ -35,6 +35,10 @@ class LRSchedule:
     - plateau:       lr * factor^k, k = times dev BLEU failed to improve for ``plateau_patience``
                      validations in a row (the classic "halve when dev stops improving" of
                      Luong et al. 2015 / Bahdanau et al. 2015 style training), floored at min_lr.
+    - wsd:           warmup, stable, decay: lr until the last ``decay_fraction`` of the budget
+                     (train.max_steps or train.max_time, whichever comes first), then a linear
+                     decay to min_lr (Hägele et al. 2024). Made for fixed budgets ("30 minutes").
+    ``progress`` is the fraction of the budget used so far, given by the trainer.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> None:
@@ -43,7 +47,7 @@ class LRSchedule:
         self.best = -math.inf
         self.bad = 0
 
-    def lr_at(self, step: int) -> float:
+    def lr_at(self, step: int, progress: float = 0.0) -> float:
         c = self.cfg
         warm = min(1.0, step / c.warmup_steps) if c.warmup_steps > 0 else 1.0
         lr = c.lr * warm
@@ -55,11 +59,15 @@ class LRSchedule:
             lr *= self.scale
             if step >= c.warmup_steps:
                 lr = max(c.min_lr, lr)
+        if c.schedule == Schedule.wsd and c.decay_fraction > 0:
+            left = (1.0 - progress) / c.decay_fraction  # > 1 while stable, 1 -> 0 while decaying
+            if left < 1.0:
+                lr = c.min_lr + (lr - c.min_lr) * max(left, 0.0)
         return lr
 
-    def step(self, step: int) -> float:
+    def step(self, step: int, progress: float = 0.0) -> float:
         """Set the learning rate for update ``step`` (1-based) and return it."""
-        lr = self.lr_at(step)
+        lr = self.lr_at(step, progress)
         for group in self.opt.param_groups:
             group["lr"] = lr
         return lr

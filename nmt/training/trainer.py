@@ -162,7 +162,7 @@ class Trainer:
                 loss, nll = sequence_loss(logits, b.tgt_out, self.tc.label_smoothing)
             self.scaler.scale(loss * (self.dist.world / normalizer)).backward()
             meter.add(loss.detach(), nll, b.n_tgt_tokens)  # stays on the device until the next log line
-        lr = self.schedule.step(self.state.step + 1)
+        lr = self.schedule.step(self.state.step + 1, self.progress())
         self.scaler.unscale_(self.optimizer)
         norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.clip_norm or math.inf))
         if math.isfinite(norm) or self.scaler.is_enabled():
@@ -178,6 +178,14 @@ class Trainer:
         meter.norms.append(norm)
         meter.clipped += int(self.tc.clip_norm > 0 and norm > self.tc.clip_norm)
         return lr
+
+    def progress(self) -> float:
+        """Fraction of the training budget used (the larger of steps and time), for the wsd schedule."""
+        st, tc = self.state, self.tc
+        done = [st.step / tc.max_steps] if tc.max_steps else []
+        if tc.max_time:
+            done.append(st.train_seconds / (60 * tc.max_time))
+        return max(done, default=0.0)
 
     def should_stop(self, signalled: bool, epoch_end: bool) -> str:
         st, tc = self.state, self.tc

@@ -99,3 +99,21 @@ def test_state_dict_round_trip() -> None:
     assert b.lr_at(7) == a.lr_at(7) == pytest.approx(0.25)
     assert b.on_validation(5.0) == a.on_validation(5.0) is True
     assert b.lr_at(7) == a.lr_at(7)
+
+
+def test_wsd_is_constant_then_decays_linearly_to_min_lr_over_the_last_fraction() -> None:
+    cfg = TrainConfig(lr=2e-3, schedule=Schedule.wsd, decay_fraction=0.25, max_time=30, min_lr=1e-5)
+    s = LRSchedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), cfg)
+    assert s.lr_at(100, progress=0.0) == pytest.approx(2e-3)
+    assert s.lr_at(100, progress=0.75) == pytest.approx(2e-3)
+    assert s.lr_at(100, progress=0.875) == pytest.approx(1e-5 + 0.5 * (2e-3 - 1e-5))
+    assert s.lr_at(100, progress=1.0) == pytest.approx(1e-5)
+    assert s.lr_at(100, progress=1.5) == pytest.approx(1e-5)
+
+
+def test_wsd_needs_a_budget() -> None:
+    from nmt import NmtError
+    from nmt.config import validate_train
+
+    with pytest.raises(NmtError, match="max_steps or train.max_time"):
+        validate_train(TrainConfig(schedule=Schedule.wsd))
