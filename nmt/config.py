@@ -267,6 +267,7 @@ class EvaluateJob:
     output: str | None = None  # JSON file for the results
     hyp_dir: str | None = None  # write each test set's translations to <hyp_dir>/<name>.hyp
     alphas: list[float] = field(default_factory=list)  # beam: try these GNMT alphas, report the best
+    first: int = 0  # use only the first N sentences of each test set (0: all); for quick tuning
     num_threads: int = 0  # CPU threads (0: PyTorch's default)
     device: str = "auto"
 

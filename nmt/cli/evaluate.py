@@ -90,6 +90,9 @@ def evaluate_set(translator: Translator, name: str, ts: TestSetConfig, cfg: Eval
     """Translate one test set, score it, optionally keep the translations; one result row."""
     src_path, ref_path = data_path(cfg.data, ts.src), data_path(cfg.data, ts.ref)
     src, refs = read_parallel(src_path, ref_path)
+    if cfg.first > 0:
+        src, refs = src[: cfg.first], refs[: cfg.first]
+        name = f"{name} (first {len(src)})"
     start = time.perf_counter()
     hyps = [t.text for t in translator.translate(src, str(src_path))]
     secs = time.perf_counter() - start
@@ -125,7 +128,7 @@ def sweep_alpha(translator: Translator, cfg: EvaluateJob, sets: dict, lang: str,
     print(f"{'alpha':>6}{'BLEU':>8}   ({name}; {rows[0]['scores'][0]['signature']})")
     for r in rows:
         print(f"{r['alpha']:>6}{r['scores'][0]['score']:>8.2f}")
-    print(f"best alpha: {best['alpha']}")
+    print(f"best alpha: {best['alpha']} (BLEU {best['scores'][0]['score']:.2f})")
     return {
         "checkpoint": cfg.ckpt,
         "search": _search_dict(cfg.search),
