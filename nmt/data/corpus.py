@@ -358,7 +358,17 @@ def _train_tokenizers(
     for side in ("src", "tgt"):
         if paths[side] != out_dir / f"spm.{side}.model":
             (out_dir / f"spm.{side}.model").write_bytes(paths[side].read_bytes())
-    return Tokenizer.load(out_dir / "spm.src.model"), Tokenizer.load(out_dir / "spm.tgt.model")
+    src_tok, tgt_tok = Tokenizer.load(out_dir / "spm.src.model"), Tokenizer.load(out_dir / "spm.tgt.model")
+    for side, t, asked in (("src", src_tok, tok.src_vocab_size), ("tgt", tgt_tok, tok.tgt_vocab_size)):
+        asked = tok.vocab_size if tok.joint or not asked else asked
+        if len(t) < asked:
+            log.info(
+                "%s vocabulary: %d pieces (asked for %d; the training text supports no more)",
+                side,
+                len(t),
+                asked,
+            )
+    return src_tok, tgt_tok
 
 
 def load_prepared(out_dir: Path) -> Prepared:
