@@ -20,4 +20,4 @@ TEST="test_sets=[small_parallel_enja_test]"
 run nmt-evaluate ckpt="$CKPT" "$TEST" search=greedy output="$RUN/eval/1_greedy.json" hyp_dir="$RUN/eval/greedy"
 run nmt-evaluate ckpt="$CKPT" "$TEST" search=beam search.alpha="$ALPHA" output="$RUN/eval/2_beam5.json" \
     hyp_dir="$RUN/eval/beam5"
-run nmt-card run_dir="$RUN" title="en_ja_small (small_parallel_enja, 30 min)" ${NMT_CARD_README:+readme=$NMT_CARD_README}
+run nmt-card run_dir="$RUN" title="'en_ja_small: small_parallel_enja, 30 min'" ${NMT_CARD_README:+readme=$NMT_CARD_README}
