@@ -58,6 +58,9 @@ def hydra_cli(config_name: str, task: Callable[[Any], None]) -> Callable[[], Non
         except BrokenPipeError:  # e.g. `nmt-translate ... | head`
             sys.stderr.close()
             raise SystemExit(0) from None
+        except OSError as e:  # a file the task could not read or write: one line, not a traceback
+            logging.getLogger("nmt").debug("error", exc_info=True)
+            fail(prog, f"{e.filename}: {e.strerror}" if e.filename else str(e))
 
     def main() -> None:
         tune_allocator()

@@ -97,3 +97,17 @@ def test_unknown_key_names_it(tmp_path: Path) -> None:
     proc = run_cli("evaluate", "hyp=a", "ref=b", "segmentd=true", cwd=tmp_path)
     assert proc.returncode != 0
     assert "segmentd" in proc.stderr.decode()
+
+
+def test_output_folder_is_created_and_an_unwritable_output_is_one_line(tmp_path: Path) -> None:
+    hyp, ref = tmp_path / "h.txt", tmp_path / "r.txt"
+    hyp.write_text("a b c d\n", encoding="utf-8")
+    ref.write_text("a b c d\n", encoding="utf-8")
+    out = tmp_path / "new" / "folder" / "s.json"
+    proc = run_cli("evaluate", f"hyp={hyp}", f"ref={ref}", f"output={out}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert json.loads(out.read_text())["scores"][0]["score"] == pytest.approx(100.0)
+
+    blocked = hyp / "s.json"  # its folder is a file
+    proc = run_cli("evaluate", f"hyp={hyp}", f"ref={ref}", f"output={blocked}", cwd=tmp_path)
+    assert str(hyp) in assert_one_line_error(proc, "nmt-evaluate")
