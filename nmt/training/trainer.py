@@ -272,7 +272,7 @@ class Trainer:
 
     def _resume(self, path: Path) -> None:
         if not path.is_file():
-            log.warning("train.resume=true but %s does not exist: starting from scratch", path)
+            log.info("train.resume=true: %s does not exist: starting from scratch", path)
             return
         ckpt = load_checkpoint(path)
         if "optimizer" not in ckpt:
