@@ -150,7 +150,7 @@ def build_card(run_dir: Path, title: str, n_examples: int) -> tuple[str, dict]:
     for e in sweeps:
         tried = ", ".join(f"α={r['alpha']}: {r['scores'][0]['score']:.2f}" for r in e["alpha_sweep"])
         md += [
-            f"- **length penalty** for {Path(str(e.get('checkpoint', '?'))).name}, chosen on "
+            f"- **length penalty** for {Path(e.get('checkpoint', '')).name}, chosen on "
             f"{e['alpha_sweep'][0]['test_set']} (BLEU, beam): {tried} → α={e['best_alpha']}",
             "",
         ]

@@ -164,9 +164,10 @@ def print_table(rows: list[dict]) -> None:
 def task(cfg: EvaluateJob) -> None:
     result = evaluate_checkpoint(cfg) if cfg.ckpt else evaluate_files(cfg)
     if cfg.output:
-        Path(cfg.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(cfg.output).write_text(json.dumps(result, indent=1, ensure_ascii=False))
-        log.info("results written to %s", cfg.output)
+        out = Path(cfg.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1, ensure_ascii=False))
+        log.info("results written to %s", out)
 
 
 main = hydra_cli("evaluate", task)
