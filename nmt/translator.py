@@ -47,13 +47,16 @@ def decode_ids(
     with_attention: bool = False,
     on_batch=None,
     max_sentences: int = 0,
+    keys: list[int] | None = None,
 ) -> list[list[Hypothesis]]:
     """Piece-id sequences (each non-empty) -> hypotheses in the same order, batched by length.
 
     ``batch_size`` bounds source pieces per batch times the beam size, so beam search batches
     hold as many hypotheses as greedy ones; ``max_sentences`` (> 0) caps sentences per batch.
-    ``on_batch(n)`` is called after each batch.
+    ``keys``: each sequence's random stream for sampling (default: its position), so the result
+    does not depend on the batching. ``on_batch(n)`` is called after each batch.
     """
+    key_arr = np.asarray(keys if keys is not None else range(len(src)), dtype=np.int64)
     lens = np.array([len(s) for s in src], dtype=np.int64)
     width = cfg.beam_size if cfg.method.value == "beam" else 1
     out: list[list[Hypothesis] | None] = [None] * len(src)
@@ -64,7 +67,8 @@ def decode_ids(
         seqs = [np.asarray(src[i]) for i in idx]
         src_t = pad(seqs).to(device, non_blocking=True)  # (batch, src_len)
         src_lens = torch.from_numpy(lens[idx])
-        for i, hyps in zip(idx, search(model, src_t, src_lens, cfg, with_attention)):
+        batch_keys = torch.from_numpy(key_arr[idx])
+        for i, hyps in zip(idx, search(model, src_t, src_lens, cfg, with_attention, batch_keys)):
             out[i] = hyps
         if on_batch is not None:
             on_batch(len(idx))
@@ -134,6 +138,7 @@ class Translator:
             self.with_attention,
             on_batch,
             self.max_sentences,
+            keys=[first_lineno + k for k in todo],  # sampling follows the line number, not the batch
         )
         out = [Translation("", None, None) for _ in lines]
         for k, h in zip(todo, hyps):

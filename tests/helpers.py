@@ -78,6 +78,36 @@ def run_cli(
     )
 
 
+def near_tie_lines(ckpt: Path, lines: list[str], search_cfg: Any, clear: float = 1e-4) -> set[int]:
+    """Indices of the lines whose float32 search decided between two scores closer than ``clear``.
+
+    ``clear`` is ten times the float32 error of the toy model's scores (sums of ~20 log-probabilities
+    down to about -20, each good to ~1e-6 across batch shapes).
+    Such a line may be translated either way in a batch of another shape (or on another CPU), so
+    tests that compare translations across batchings leave it out (see
+    tests/unit/test_search_invariance.py); everything else must agree exactly.
+    """
+    import math
+
+    import torch
+
+    from nmt.data.batching import pad
+    from nmt.search import search
+    from nmt.training.checkpoint import load_model
+
+    model, src_tok, _, _ = load_model(ckpt, torch.device("cpu"))
+    ids = src_tok.encode(lines)
+    todo = [i for i, s in enumerate(ids) if s]
+    margins = torch.full((len(lines),), math.inf, dtype=torch.float64)
+    for start in range(0, len(todo), 256):
+        rows = todo[start : start + 256]
+        src = pad([ids[i] for i in rows])  # (batch, src_len)
+        m = torch.full((len(rows),), math.inf, dtype=torch.float64)
+        search(model, src, torch.tensor([len(ids[i]) for i in rows]), search_cfg, margins=m)
+        margins[rows] = m
+    return {i for i in range(len(lines)) if float(margins[i]) <= clear}
+
+
 def toy_workdir(folder: Path, train: int = 1000, dev: int = 40, test: int = 40) -> Path:
     """A working directory laid out like the toy recipe: the corpus in ``runs/toy/corpus/toy``."""
     from nmt.data.toy import write_corpus

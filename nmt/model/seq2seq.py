@@ -95,9 +95,17 @@ class Seq2Seq(nn.Module):
     def decode_step(
         self, tokens: torch.Tensor, state: DecoderState, mem: Memory
     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
-        """tokens (rows,) -> log-probabilities (rows, tgt_vocab), new state, attention (rows, src_len)."""
+        """tokens (rows,) -> log-probabilities (rows, tgt_vocab), new state, attention (rows, src_len).
+
+        Log-probabilities are float32 under autocast (bf16/fp16 logits are widened first) and
+        float64 for a float64 model."""
         out, state, weights = self.decoder.step(self.decoder.embed_inputs(tokens), state, mem)
-        return F.log_softmax(self.logits(out).float(), dim=-1), state, weights
+        logits = self.logits(out)  # (rows, tgt_vocab)
+        return (
+            F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1),
+            state,
+            weights,
+        )
 
 
 def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> Seq2Seq:

@@ -16,6 +16,8 @@ host sync per step is that check.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from nmt.config import SearchConfig
@@ -26,9 +28,12 @@ from nmt.search.common import (
     SearchModel,
     constrain,
     coverage_penalty,
+    gap_at,
     length_limits,
     length_norm,
+    lower_margins,
     max_steps,
+    sorted_gap,
 )
 
 
@@ -45,8 +50,14 @@ def beam_search(
     src_lens: torch.Tensor,
     cfg: SearchConfig,
     with_attention: bool = False,
+    margins: torch.Tensor | None = None,
 ) -> list[list[Hypothesis]]:
-    """src (batch, src_len), src_lens (batch,) CPU -> the ``cfg.nbest`` best hypotheses per sentence, best first."""
+    """src (batch, src_len), src_lens (batch,) CPU -> the ``cfg.nbest`` best hypotheses per sentence, best first.
+
+    Scores are kept in the dtype of the model's log-probabilities (float32, or float64 for a
+    float64 model). ``margins`` (batch,): if given, lowered in place to the smallest gap between
+    two scores the search ranked for each sentence (see ``nmt.search.common``).
+    """
     device = src.device
     K, n_best, beta = cfg.beam_size, cfg.nbest, cfg.coverage_penalty
     mem, state = model.encode(src, src_lens)
@@ -56,38 +67,50 @@ def beam_search(
     rows = torch.arange(B0, device=device).repeat_interleave(K)  # (B0*K,)
     mem, state = mem.select(rows), state.select(rows)
     src_mask = mem.mask.view(B0, K, S)[:, 0]  # (B0, S)
-
     active = torch.arange(B0, device=device)  # original sentence of each running row of the batch
-    alive_lp = torch.full((B0, K), NEG_INF, device=device)
+    tokens = torch.full((B0 * K,), BOS, dtype=torch.long, device=device)
+    lp, state, weights = model.decode_step(tokens, state, mem)  # (B0*K, V), (B0*K, S)
+    dtype = lp.dtype
+
+    alive_lp = torch.full((B0, K), NEG_INF, dtype=dtype, device=device)
     alive_lp[:, 0] = 0.0  # one live hypothesis at the start
     alive_seq = torch.full((B0, K, T), PAD, dtype=torch.long, device=device)
-    alive_cov = torch.zeros(B0, K, S, device=device) if beta > 0 else None
+    alive_cov = torch.zeros(B0, K, S, dtype=dtype, device=device) if beta > 0 else None
     alive_att = torch.zeros(B0, K, T, S, device=device) if with_attention else None
-    fin_score = torch.full((B0, K), NEG_INF, device=device)  # finished lists, by original sentence
-    fin_lp = torch.full((B0, K), NEG_INF, device=device)
+    fin_score = torch.full(
+        (B0, K), NEG_INF, dtype=dtype, device=device
+    )  # finished lists, by original sentence
+    fin_lp = torch.full((B0, K), NEG_INF, dtype=dtype, device=device)
     fin_len = torch.zeros(B0, K, dtype=torch.long, device=device)
     fin_seq = torch.full((B0, K, T), PAD, dtype=torch.long, device=device)
     fin_att = torch.zeros(B0, K, T, S, device=device) if with_attention else None
-    tokens = torch.full((B0 * K,), BOS, dtype=torch.long, device=device)
+    track = margins is not None  # rank one more candidate at each cut to measure the gap at it
 
     for t in range(T):
         B = active.numel()
-        lp, state, weights = model.decode_step(tokens, state, mem)  # (B*K, V), (B*K, S)
+        if t > 0:
+            lp, state, weights = model.decode_step(tokens, state, mem)  # (B*K, V), (B*K, S)
         V = lp.size(1)
         history = alive_seq.view(B * K, T) if cfg.no_repeat_ngram else None
         lp = constrain(lp, t, limit.repeat_interleave(K), cfg, history)
-        cand_lp, cand = (
-            (alive_lp.unsqueeze(2) + lp.view(B, K, V)).view(B, K * V).topk(2 * K, dim=1)
-        )  # (B, 2K)
+        flat = (alive_lp.unsqueeze(2) + lp.view(B, K, V)).view(B, K * V)  # (B, K*V)
+        cand_lp, cand = flat.topk(2 * K + track, dim=1)  # (B, 2K)
+        if track:  # which 2K are kept, and which EOS are among the first K
+            eos_at_k = (cand[:, K - 1 : K + 1] % V == EOS).any(1)  # (B,)
+            lower_margins(margins, active, gap_at(cand_lp, 2 * K))
+            lower_margins(margins, active, gap_at(cand_lp, K).masked_fill(~eos_at_k, math.inf))
+            cand_lp, cand = cand_lp[:, : 2 * K], cand[:, : 2 * K]
         origin, tok = cand // V, cand % V  # beam each continuation extends, its new piece
         cand_seq = _take(alive_seq, origin)  # (B, 2K, T)
         cand_seq[:, :, t] = tok
-        weights = weights.float().view(B, K, S)
-        cand_cov = _take(alive_cov + weights, origin) if alive_cov is not None else None  # (B, 2K, S)
+        weights = weights.view(B, K, S)
+        cand_cov = (
+            _take(alive_cov + weights.to(dtype), origin) if alive_cov is not None else None
+        )  # (B, 2K, S)
         cand_att = None
         if alive_att is not None:
             cand_att = _take(alive_att, origin)  # (B, 2K, T, S)
-            cand_att[:, :, t] = _take(weights, origin)
+            cand_att[:, :, t] = _take(weights.float(), origin)
 
         # finish: EOS continuations among the first K, merged into the K-best finished lists
         is_eos = tok == EOS  # (B, 2K)
@@ -97,7 +120,10 @@ def beam_search(
         eos_first_k = is_eos.clone()
         eos_first_k[:, K:] = False
         score = score.masked_fill(~eos_first_k, NEG_INF)
-        merged, pick = torch.cat([fin_score[active], score], 1).topk(K, dim=1)  # (B, K) of (B, 3K)
+        merged, pick = torch.cat([fin_score[active], score], 1).topk(K + track, dim=1)  # (B, K) of (B, 3K)
+        if track:  # the finished lists and their order
+            lower_margins(margins, active, sorted_gap(merged))
+            merged, pick = merged[:, :K], pick[:, :K]
         fin_score[active] = merged
         fin_lp[active] = _take(torch.cat([fin_lp[active], cand_lp], 1), pick)
         fin_len[active] = _take(torch.cat([fin_len[active], torch.full_like(tok, t + 1)], 1), pick)
@@ -106,7 +132,10 @@ def beam_search(
             fin_att[active] = _take(torch.cat([fin_att[active], cand_att], 1), pick)
 
         # stay alive: the K best continuations that do not end in EOS
-        alive_lp, pick = cand_lp.masked_fill(is_eos, NEG_INF).topk(K, dim=1)  # (B, K)
+        alive_lp, pick = cand_lp.masked_fill(is_eos, NEG_INF).topk(K + track, dim=1)  # (B, K)
+        if track:  # which K stay alive
+            lower_margins(margins, active, gap_at(alive_lp, K))
+            alive_lp, pick = alive_lp[:, :K], pick[:, :K]
         alive_seq = _take(cand_seq, pick)
         if cand_cov is not None:
             alive_cov = _take(cand_cov, pick)
@@ -118,7 +147,12 @@ def beam_search(
 
         # done: the n-th best finished beats the best any alive hypothesis could still reach
         best_reachable = alive_lp.max(1).values / length_norm(limit, cfg)  # (B,)
-        done = ((fin_score[active, n_best - 1] >= best_reachable) | (t + 1 >= limit)).cpu()
+        nth = fin_score[active, n_best - 1]  # (B,)
+        if track:
+            both = torch.isfinite(nth) & torch.isfinite(best_reachable)
+            gap = torch.where(both, (nth - best_reachable).abs(), torch.full_like(nth, math.inf))
+            lower_margins(margins, active, gap)
+        done = ((nth >= best_reachable) | (t + 1 >= limit)).cpu()
         if bool(done.all()):
             break
         if bool(done.any()):

@@ -6,6 +6,7 @@ and state they return need a ``select(rows)``. Log-probabilities are float32.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -43,11 +44,11 @@ def length_norm(length: torch.Tensor | int, cfg: SearchConfig) -> torch.Tensor |
     if cfg.length_penalty == LengthPenalty.none:
         return 1.0
     if cfg.length_penalty == LengthPenalty.average:
-        return length if isinstance(length, int) else length.float()
+        return length if isinstance(length, int) else length.double()
     # GNMT (Wu et al. 2016, eq. 14): lp(Y) = (5 + |Y|)^alpha / (5 + 1)^alpha
     if isinstance(length, int):
         return ((5.0 + length) / 6.0) ** cfg.alpha
-    return ((5.0 + length.float()) / 6.0) ** cfg.alpha
+    return ((5.0 + length.double()) / 6.0) ** cfg.alpha
 
 
 def coverage_penalty(coverage: torch.Tensor, src_mask: torch.Tensor, beta: float) -> torch.Tensor:
@@ -90,3 +91,34 @@ def constrain(
 
 def max_steps(limits: torch.Tensor) -> int:
     return int(limits.max()) if limits.numel() else 0
+
+
+# ----------------------------------------------------------------------------- decision margins
+# A search decides by comparing scores. Where two of them are closer than the arithmetic's
+# rounding error, another machine (another CPU's kernels, a GPU, another batch shape) may decide
+# the other way. The searches can report, per sentence, the smallest gap they decided on.
+
+
+def top2_gap(scores: torch.Tensor) -> torch.Tensor:
+    """(rows, n) decision scores -> (rows,) gap between the best and the runner-up (inf if none)."""
+    top = scores.topk(2, dim=-1).values  # (rows, 2)
+    return torch.where(torch.isfinite(top[:, 1]), top[:, 0] - top[:, 1], torch.full_like(top[:, 0], math.inf))
+
+
+def sorted_gap(values: torch.Tensor) -> torch.Tensor:
+    """(rows, n) scores sorted best first -> (rows,) smallest gap between neighbours, both finite."""
+    gaps = values[:, :-1] - values[:, 1:]  # (rows, n - 1)
+    return gaps.masked_fill(~torch.isfinite(values[:, 1:]), math.inf).amin(1)
+
+
+def gap_at(values: torch.Tensor, n: int) -> torch.Tensor:
+    """(rows, > n) scores sorted best first -> (rows,) gap between the n-th and the (n+1)-th, the cut
+    of a top-n selection (inf where the (n+1)-th is -inf: nothing competes for the last place)."""
+    below = values[:, n]
+    return torch.where(torch.isfinite(below), values[:, n - 1] - below, torch.full_like(below, math.inf))
+
+
+def lower_margins(margins: torch.Tensor, rows: torch.Tensor, gaps: torch.Tensor) -> None:
+    """margins[rows] = min(margins[rows], gaps), in place (``rows`` are distinct)."""
+    rows = rows.to(margins.device)
+    margins[rows] = torch.minimum(margins[rows], gaps.to(margins.device, margins.dtype))

@@ -13,12 +13,21 @@ from nmt.data.toy import make_pairs
 from nmt.training.checkpoint import load_model
 from nmt.translator import Translator
 from tests.conftest import ToyRun
-from tests.helpers import assert_one_line_error, run_cli, stderr_lines
+from tests.helpers import assert_one_line_error, near_tie_lines, run_cli, stderr_lines
 
 pytestmark = pytest.mark.slow
 
 PAIRS = make_pairs(30, seed=123)
 LONG = " ".join(["red cat big"] * 10)  # 30 words: more than max_input_len=20 pieces
+# conf/search/beam.yaml, nmt-translate's default
+BEAM = SearchConfig(
+    method=SearchMethod.beam,
+    beam_size=5,
+    length_penalty=LengthPenalty.gnmt,
+    alpha=0.6,
+    max_len_a=2.0,
+    max_len_b=10,
+)
 
 
 def translate(toy: ToyRun, *args: str, stdin: bytes | None = None):  # noqa: ANN201
@@ -57,16 +66,7 @@ def test_cli_translates_like_the_library(toy_run: ToyRun, tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr.decode()
     records = [json.loads(line) for line in proc.stdout.decode().splitlines()]
     model, src_tok, tgt_tok, _ = load_model(toy_run.best, torch.device("cpu"))
-    # conf/search/beam.yaml, nmt-translate's default
-    search = SearchConfig(
-        method=SearchMethod.beam,
-        beam_size=5,
-        length_penalty=LengthPenalty.gnmt,
-        alpha=0.6,
-        max_len_a=2.0,
-        max_len_b=10,
-    )
-    want = Translator(model, src_tok, tgt_tok, search, torch.device("cpu")).translate(lines)
+    want = Translator(model, src_tok, tgt_tok, BEAM, torch.device("cpu")).translate(lines)
     assert [r["translation"] for r in records] == [t.text for t in want]
     assert [r["score"] for r in records] == pytest.approx([t.score for t in want], abs=1e-4)
 
@@ -144,8 +144,12 @@ def test_many_lines_in_chunks_equal_one_chunk(toy_run: ToyRun, tmp_path: Path) -
     p2 = translate(toy_run, f"input={src}", f"output={whole}", "chunk_lines=100000")
     assert p1.returncode == 0 and p2.returncode == 0, p1.stderr.decode() + p2.stderr.decode()
     a, b = out_lines(chunked), out_lines(whole)
-    assert len(a) == len(lines) and a == b
-    assert a[1234] == ""
+    assert len(a) == len(lines) == len(b)
+    assert a[1234] == b[1234] == ""
+    # chunks change the batches: lines decided by a float32 near-tie may go either way
+    ties = near_tie_lines(toy_run.best, lines, BEAM)
+    assert len(ties) < len(lines) // 100
+    assert [x for i, x in enumerate(a) if i not in ties] == [x for i, x in enumerate(b) if i not in ties]
 
 
 def test_stdin_to_stdout(toy_run: ToyRun, tmp_path: Path) -> None:

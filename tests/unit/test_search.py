@@ -13,16 +13,14 @@ import pytest
 import torch
 
 from nmt import NmtError
-from nmt.config import Cell, LengthPenalty, ModelConfig, SearchConfig, SearchMethod
-from nmt.data.corpus import read_lines, resolve_data_root
-from nmt.data.tokenizer import EOS, PAD, Tokenizer, train_sentencepiece
-from nmt.model.seq2seq import Seq2Seq
+from nmt.config import LengthPenalty, SearchConfig, SearchMethod
+from nmt.data.corpus import read_lines
+from nmt.data.tokenizer import EOS, PAD
 from nmt.search import Hypothesis, search
 from nmt.search.common import length_norm
 from nmt.training.checkpoint import load_model
 from nmt.translator import decode_ids
 from tests.conftest import ToyRun
-from tests.helpers import tiny_model_config
 from tests.unit.fake_model import FakeModel, Prefix, RandomScenario, Scenario, source
 
 TOL = 1e-5
@@ -77,6 +75,10 @@ NEAR_TIE_SCN = Scenario({(): {EOS: 0.5, 4: 0.49, 5: 0.01}})
 COIN = 18
 COIN_SCN = Scenario({(): {4: 0.7, 5: 0.2, 6: 0.1}, (4,): {EOS: 1.0}, (5,): {EOS: 1.0}, (6,): {EOS: 1.0}})
 
+# Three first pieces, then the end: decisions with known gaps (margins).
+THREE = 19
+THREE_SCN = Scenario({(): {4: 0.5, 5: 0.3, EOS: 0.2}})
+
 RANDOM_IDS = list(range(20, 26))
 
 SCENARIOS: dict[int, Scenario] = {
@@ -89,6 +91,7 @@ SCENARIOS: dict[int, Scenario] = {
     COVER_NEVER: COVER_NEVER_SCN,
     NEAR_TIE: NEAR_TIE_SCN,
     COIN: COIN_SCN,
+    THREE: THREE_SCN,
     **{i: RandomScenario(seed=i) for i in RANDOM_IDS},
 }
 
@@ -391,66 +394,8 @@ def test_beam_one_with_a_length_penalty_searches_on_past_greedys_eos(penalty: st
     assert beam.score > greedy.log_prob / length_norm(len(greedy.tokens) + 1, c)
 
 
-def tiny_model(seed: int, **kw: object) -> Seq2Seq:
-    torch.manual_seed(seed)
-    mc = ModelConfig(
-        emb_dim=16,
-        enc_hidden=8,
-        enc_layers=1,
-        dec_hidden=16,
-        dec_layers=1,
-        dropout=0.0,
-        emb_dropout=0.0,
-        init_range=0.5,
-    )
-    for k, v in kw.items():
-        setattr(mc, k, v)
-    return Seq2Seq(mc, 30, 12).eval()
-
-
-def random_batch(seed: int, n: int, max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    lens = torch.randint(1, max_len + 1, (n,), generator=g)
-    src = torch.randint(4, 30, (n, max_len), generator=g)  # (batch, src_len)
-    src[torch.arange(max_len).unsqueeze(0) >= lens.unsqueeze(1)] = PAD
-    return src[:, : int(lens.max())], lens
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_beam_one_equals_greedy_on_a_random_model(seed: int) -> None:
-    model = tiny_model(seed)
-    src, lens = random_batch(seed, 24, 9)
-    c = dict(max_len_a=1.0, max_len_b=5)
-    greedy = search(model, src, lens, cfg("greedy", **c))
-    beam = search(model, src, lens, cfg("beam", beam_size=1, **c))
-    for g, b in zip(greedy, beam):
-        assert b[0].tokens == g[0].tokens
-        assert b[0].log_prob == pytest.approx(g[0].log_prob, abs=1e-4)
-
-
 # --------------------------------------------------------------------------- (i) batch invariance
-
-
-@pytest.mark.parametrize(
-    "search_cfg",
-    [
-        cfg("greedy", max_len_a=1.5, max_len_b=4),
-        cfg("beam", beam_size=4, nbest=2, max_len_a=1.5, max_len_b=4, length_penalty="gnmt"),
-        cfg("beam", beam_size=3, max_len_a=1.5, max_len_b=4, coverage_penalty=0.2, no_repeat_ngram=2),
-    ],
-    ids=["greedy", "beam-gnmt-nbest", "beam-coverage-norepeat"],
-)
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_a_batch_translates_like_each_sentence_alone(search_cfg: SearchConfig, cell: str) -> None:
-    model = tiny_model(3, cell=Cell(cell))
-    src, lens = random_batch(7, 12, 10)
-    together = search(model, src, lens, search_cfg)
-    for i in range(len(lens)):
-        n = int(lens[i])
-        alone = search(model, src[i : i + 1, :n], lens[i : i + 1], search_cfg)[0]
-        assert [h.tokens for h in alone] == [h.tokens for h in together[i]]
-        assert [h.log_prob for h in alone] == pytest.approx([h.log_prob for h in together[i]], abs=1e-4)
-        assert [h.score for h in alone] == pytest.approx([h.score for h in together[i]], abs=1e-4)
+# (real models, alone and in batches, in float64 and float32: tests/unit/test_search_invariance.py)
 
 
 def test_fake_model_batch_equals_each_sentence_alone() -> None:
@@ -602,6 +547,40 @@ def test_top_k_never_draws_outside_the_k_most_likely() -> None:
     assert firsts == {4, 5}
 
 
+# --------------------------------------------------------------------------- (m) decision margins
+
+
+def margins_of(scenario_ids: list[int], c: SearchConfig) -> list[float]:
+    src, lens = source(scenario_ids)
+    margins = torch.full((len(scenario_ids),), math.inf, dtype=torch.float64)
+    search(fake(), src, lens, c, margins=margins)
+    return margins.tolist()
+
+
+def test_greedy_margin_is_the_closest_gap_between_the_best_piece_and_the_next() -> None:
+    # NEAR_TIE: EOS .5 against 4 .49 at the only decision; THREE: 4 .5 against 5 .3, then only EOS
+    got = margins_of([NEAR_TIE, THREE, LOOP], cfg("greedy", max_len_b=3))
+    assert got[0] == pytest.approx(math.log(0.5 / 0.49), abs=TOL)
+    assert got[1] == pytest.approx(math.log(0.5 / 0.3), abs=TOL)
+    assert got[2] == pytest.approx(math.log(0.9 / 0.05), abs=TOL)  # 4 (.9) against 5 and EOS (.05)
+
+
+def test_beam_margin_covers_the_cuts_of_its_selections() -> None:
+    # beam 1 on THREE: the two kept candidates are 4 (.5) and 5 (.3), the cut below them is EOS (.2):
+    # log(.3/.2) = 0.405; the alive cut between 4 and 5 is log(.5/.3) = 0.511; then only EOS is left
+    [got] = margins_of([THREE], cfg(beam_size=1))
+    assert got == pytest.approx(math.log(0.3 / 0.2), abs=TOL)
+
+
+def test_a_tie_has_margin_zero() -> None:
+    tie = Scenario({(): {4: 0.4, 5: 0.4, EOS: 0.2}})
+    src, lens = source([27])
+    for c in (cfg("greedy"), cfg(beam_size=2)):
+        margins = torch.full((1,), math.inf, dtype=torch.float64)
+        search(FakeModel({27: tie}), src, lens, c, margins=margins)
+        assert float(margins[0]) == 0.0
+
+
 # --------------------------------------------------------------------------- the reference itself
 
 
@@ -614,54 +593,7 @@ def test_brute_force_reference_enumerates_every_output_once() -> None:
     assert sum(math.exp(lp) for _, lp in enumerate_outputs(GARDEN_SCN, limit=50)) == pytest.approx(1.0)
 
 
-# --------------------------------------------------------------------------- real data
-
-
-@pytest.fixture(scope="module")
-def real_sentences(tmp_path_factory: pytest.TempPathFactory) -> tuple[Tokenizer, list[list[int]]]:
-    """A SentencePiece model on 2,000 English lines of small_parallel_enja, and 40 encoded test lines."""
-    try:
-        folder = resolve_data_root("auto") / "small_parallel_enja"
-    except NmtError:
-        pytest.skip("the shared corpora are not available")
-    if not (folder / "train.en").is_file():
-        pytest.skip("small_parallel_enja is not available")
-    tmp = tmp_path_factory.mktemp("real_spm")
-    text = tmp / "train.en"
-    text.write_text("".join(line + "\n" for line in read_lines(folder / "train.en")[:2000]), encoding="utf-8")
-    tok = Tokenizer.load(
-        train_sentencepiece(
-            [text],
-            tmp / "spm",
-            vocab_size=300,
-            model_type="unigram",
-            character_coverage=1.0,
-            input_sentence_size=2000,
-        )
-    )
-    return tok, tok.encode(read_lines(folder / "test.en")[:40])
-
-
-@pytest.mark.parametrize(
-    "search_cfg",
-    [
-        cfg("greedy", max_len_a=0.5, max_len_b=3),
-        cfg("beam", beam_size=5, nbest=2, max_len_a=0.5, max_len_b=3, length_penalty="gnmt"),
-    ],
-    ids=["greedy", "beam"],
-)
-def test_real_sentences_translate_alike_alone_and_batched(
-    real_sentences: tuple[Tokenizer, list[list[int]]], search_cfg: SearchConfig
-) -> None:
-    tok, ids = real_sentences
-    torch.manual_seed(5)
-    model = Seq2Seq(tiny_model_config(init_range=0.3, enc_layers=2, dec_layers=2), len(tok), 40).eval()
-    together = decode_ids(model, ids, search_cfg, torch.device("cpu"), batch_size=400)
-    assert len({len(s) for s in ids}) > 5  # the batch really mixes lengths
-    for seq, got in zip(ids, together):
-        [alone] = decode_ids(model, [seq], search_cfg, torch.device("cpu"))
-        assert [h.tokens for h in alone] == [h.tokens for h in got]
-        assert [h.score for h in alone] == pytest.approx([h.score for h in got], abs=1e-4)
+# --------------------------------------------------------------------------- a trained model
 
 
 @pytest.mark.slow
@@ -678,17 +610,3 @@ def test_beam_finds_at_least_greedys_model_score_on_a_briefly_trained_model(toy_
     better = sum(b[0].log_prob > g[0].log_prob + 1e-4 for g, b in zip(greedy, beam))
     assert at_least >= 0.95 * len(lines)
     assert better > 0  # the beam does find better hypotheses than greedy
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("method", ["greedy", "beam"])
-def test_cuda_search_equals_cpu_search(method: str) -> None:
-    model = tiny_model(4)
-    src, lens = random_batch(9, 16, 8)
-    c = cfg(method, beam_size=4, nbest=2 if method == "beam" else 1, max_len_a=1.0, max_len_b=4)
-    on_cpu = search(model, src, lens, c)
-    on_gpu = search(model.cuda(), src.cuda(), lens, c)
-    for a, b in zip(on_cpu, on_gpu):
-        assert [h.tokens for h in a] == [h.tokens for h in b]
-        assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-3)
