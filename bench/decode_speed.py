@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nmt.config import LengthPenalty, SearchConfig, SearchMethod  # noqa: E402
 from nmt.data.corpus import read_lines  # noqa: E402
+from nmt.model.io import load_model  # noqa: E402
 from nmt.runtime import hardware, resolve_device, tune_allocator  # noqa: E402
-from nmt.training.checkpoint import load_model  # noqa: E402
 from nmt.translator import Translator  # noqa: E402
 
 

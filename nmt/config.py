@@ -8,6 +8,7 @@ and never sees Hydra. ``validate_*`` functions add the checks a type cannot expr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
@@ -264,6 +265,8 @@ class EvaluateJob:
     segmented: bool = False  # hyp/ref are word-segmented: also report -tok none on them as given
     batch_size: int = 4096  # source tokens per batch (x beam size)
     max_sentences: int = 0  # and at most this many sentences per batch (0: no cap)
+    max_input_len: int = 1000  # source pieces; longer lines are handled by on_bad_line
+    on_bad_line: BadLine = BadLine.error
     output: str | None = None  # JSON file for the results
     hyp_dir: str | None = None  # write each test set's translations to <hyp_dir>/<name>.hyp
     alphas: list[float] = field(default_factory=list)  # beam: try these GNMT alphas, report the best
@@ -335,13 +338,44 @@ def character_coverage(tok: TokenizerConfig, lang: str) -> float:
     return 0.9995 if lang in CJK_LANGS else 1.0
 
 
+def _need(ok: bool, key: str, value: object, what: str) -> None:
+    if not ok:
+        raise NmtError(f"{key} must be {what}, got {value!r}")
+
+
+def _number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _key(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _at_least(prefix: str, cfg: object, low: float, *keys: str) -> None:
+    for k in keys:
+        v = getattr(cfg, k)
+        _need(_number(v) and v >= low, _key(prefix, k), v, f">= {low:g}")
+
+
+def _above(prefix: str, cfg: object, low: float, *keys: str) -> None:
+    for k in keys:
+        v = getattr(cfg, k)
+        _need(_number(v) and v > low, _key(prefix, k), v, f"> {low:g}")
+
+
+def _in(prefix: str, cfg: object, key: str, low: float, high: float, closed_high: bool = False) -> None:
+    v = getattr(cfg, key)
+    ok = _number(v) and low <= v and (v <= high if closed_high else v < high)
+    _need(ok, _key(prefix, key), v, f"in [{low:g}, {high:g}{']' if closed_high else ')'}")
+
+
 def validate_model(m: ModelConfig) -> None:
     """Checks that types cannot express; raises NmtError naming the keys."""
-    for key in ("emb_dim", "enc_hidden", "enc_layers", "dec_hidden", "dec_layers"):
-        if getattr(m, key) < 1:
-            raise NmtError(f"model.{key} must be >= 1, got {getattr(m, key)}")
-    if not 0.0 <= m.dropout < 1.0 or not 0.0 <= m.emb_dropout < 1.0:
-        raise NmtError("model.dropout and model.emb_dropout must be in [0, 1)")
+    _at_least("model", m, 1, "emb_dim", "enc_hidden", "enc_layers", "dec_hidden", "dec_layers")
+    _at_least("model", m, 0, "attn_dim", "init_range")
+    _in("model", m, "dropout", 0.0, 1.0)
+    _in("model", m, "emb_dropout", 0.0, 1.0)
+    _need(_number(m.forget_bias), "model.forget_bias", m.forget_bias, "a finite number")
     if m.attention == Attention.luong_dot and 2 * m.enc_hidden != m.dec_hidden:
         raise NmtError(
             f"model.attention=luong_dot needs 2*model.enc_hidden == model.dec_hidden "
@@ -355,36 +389,76 @@ def validate_model(m: ModelConfig) -> None:
 
 
 def validate_train(t: TrainConfig) -> None:
-    if t.lr <= 0:
-        raise NmtError(f"train.lr must be > 0, got {t.lr}")
-    if t.batch_size < 1:
-        raise NmtError(f"train.batch_size must be >= 1, got {t.batch_size}")
-    if not 0.0 <= t.label_smoothing < 1.0:
-        raise NmtError(f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
-    if t.valid_every < 1 or t.log_every < 1:
-        raise NmtError("train.valid_every and train.log_every must be >= 1")
+    _above("train", t, 0, "lr")
+    _at_least("train", t, 1, "batch_size", "accum_steps", "valid_every", "log_every")
+    _at_least("train", t, 0, "min_lr", "weight_decay", "clip_norm", "warmup_steps", "max_steps")
+    _at_least("train", t, 0, "max_epochs", "max_time", "valid_max_sents", "patience", "keep_last")
+    _at_least("train", t, 0, "keep_best", "num_threads", "sort_buckets", "plateau_patience")
+    _in("train", t, "label_smoothing", 0.0, 1.0)
+    _in("train", t, "momentum", 0.0, 1.0)
+    _in("train", t, "decay_fraction", 0.0, 1.0, closed_high=True)
+    _need(
+        _number(t.plateau_factor) and 0 < t.plateau_factor <= 1,
+        "train.plateau_factor",
+        t.plateau_factor,
+        "in (0, 1]",
+    )
+    if len(t.betas) != 2 or not all(_number(b) and 0 <= b < 1 for b in t.betas):
+        raise NmtError(f"train.betas must be two values in [0, 1), got {t.betas}")
     if t.schedule == Schedule.wsd and not (t.max_steps or t.max_time):
         raise NmtError("train.schedule=wsd decays over the budget: set train.max_steps or train.max_time")
-    if not 0.0 <= t.decay_fraction <= 1.0:
-        raise NmtError(f"train.decay_fraction must be in [0, 1], got {t.decay_fraction}")
-    if t.accum_steps < 1:
-        raise NmtError(f"train.accum_steps must be >= 1, got {t.accum_steps}")
-    if len(t.betas) != 2:
-        raise NmtError(f"train.betas must have two values, got {t.betas}")
+
+
+def validate_data(d: DataConfig) -> None:
+    _at_least("data", d, 1, "max_len", "max_len_ratio")
+    _at_least("data", d, 0, "max_train_pairs")
+
+
+def validate_tokenizer(t: TokenizerConfig) -> None:
+    _at_least("tokenizer", t, 5, "vocab_size")
+    for key in ("src_vocab_size", "tgt_vocab_size"):
+        v = getattr(t, key)
+        _need(isinstance(v, int) and (v == 0 or v >= 5), f"tokenizer.{key}", v, "0 (vocab_size) or >= 5")
+    _at_least("tokenizer", t, 1, "input_sentence_size")
+    if t.character_coverage is not None:
+        _need(
+            _number(t.character_coverage) and 0.9 <= t.character_coverage <= 1.0,
+            "tokenizer.character_coverage",
+            t.character_coverage,
+            "in [0.9, 1] (or null: by language)",
+        )
 
 
 def validate_search(s: SearchConfig) -> None:
-    if s.beam_size < 1:
-        raise NmtError(f"search.beam_size must be >= 1, got {s.beam_size}")
-    if not 1 <= s.nbest <= (s.beam_size if s.method == SearchMethod.beam else 1):
+    """Every search value against its meaning: a negative alpha would break the beam's exact
+    stopping bound, a negative coverage weight would reward leaving the source untranslated."""
+    _at_least("search", s, 1, "beam_size")
+    if not (
+        isinstance(s.nbest, int) and 1 <= s.nbest <= (s.beam_size if s.method == SearchMethod.beam else 1)
+    ):
         raise NmtError(
             f"search.nbest must be between 1 and the beam size ({s.beam_size} with method=beam, "
             f"1 otherwise), got {s.nbest}"
         )
-    if s.temperature <= 0:
-        raise NmtError(f"search.temperature must be > 0, got {s.temperature}")
-    if s.max_len_a < 0 or s.max_len_b < 1 and s.max_len_a == 0:
+    _at_least("search", s, 0, "alpha", "coverage_penalty", "max_len_a", "max_len_b", "min_len")
+    _at_least("search", s, 0, "no_repeat_ngram", "top_k")
+    _above("search", s, 0, "temperature")
+    if s.max_len_a == 0 and s.max_len_b < 1:
         raise NmtError("search.max_len_a * src_len + search.max_len_b must allow at least one piece")
+
+
+def validate_translate(j: TranslateJob) -> None:
+    validate_search(j.search)
+    _at_least("", j, 1, "batch_size", "chunk_lines", "max_input_len")
+    _at_least("", j, 0, "max_sentences", "num_threads")
+
+
+def validate_evaluate(j: EvaluateJob) -> None:
+    validate_search(j.search)
+    _at_least("", j, 1, "batch_size", "max_input_len")
+    _at_least("", j, 0, "max_sentences", "num_threads", "first")
+    for a in j.alphas:
+        _need(_number(a) and a >= 0, "alphas", j.alphas, "values >= 0")
 
 
 def repo_root() -> Path:

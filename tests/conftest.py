@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,49 @@ def pytest_configure(config: pytest.Config) -> None:
     # The test models are tiny: a second thread buys nothing, and on a busy 2-core machine
     # OpenMP threads waiting for each other make small matrix products 50x slower.
     torch.set_num_threads(1)
+
+
+@pytest.fixture
+def read_only() -> Iterator[Callable[[Path], Path]]:
+    """``read_only(folder)`` makes a folder nobody can write into, root included, and returns it:
+    a read-only bind mount (EROFS, as on a read-only disk) where root may mount, else the
+    immutable attribute (chattr +i), else (not root) plain permissions; skips where none works.
+    Undone at the end of the test."""
+    undo: list[list[str]] = []
+
+    def writable(folder: Path) -> bool:
+        try:
+            (folder / ".probe").touch()
+        except OSError:
+            return False
+        (folder / ".probe").unlink()
+        return True
+
+    def make(folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        f = str(folder)
+        if os.geteuid() != 0:
+            folder.chmod(0o555)
+            undo.append(["chmod", "755", f])
+        elif _ok(["mount", "--bind", f, f]):
+            undo.append(["umount", f])
+            _ok(["mount", "-o", "remount,ro,bind", f])
+        elif _ok(["chattr", "+i", f]):
+            undo.append(["chattr", "-i", f])
+        if writable(folder):
+            pytest.skip("cannot make a read-only folder on this machine")
+        return folder
+
+    yield make
+    for cmd in reversed(undo):
+        _ok(cmd)
+
+
+def _ok(cmd: list[str]) -> bool:
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=30).returncode == 0
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="session")

@@ -92,8 +92,8 @@ def near_tie_lines(ckpt: Path, lines: list[str], search_cfg: Any, clear: float =
     import torch
 
     from nmt.data.batching import pad
+    from nmt.model.io import load_model
     from nmt.search import search
-    from nmt.training.checkpoint import load_model
 
     model, src_tok, _, _ = load_model(ckpt, torch.device("cpu"))
     ids = src_tok.encode(lines)

@@ -12,7 +12,8 @@ from pathlib import Path
 from nmt import NmtError
 from nmt.cli.common import hydra_cli
 from nmt.config import AverageJob
-from nmt.training.checkpoint import CheckpointKeeper, average_checkpoints, save_checkpoint
+from nmt.model.io import save_checkpoint
+from nmt.training.checkpoint import CheckpointKeeper, average_checkpoints
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
@@ -65,6 +67,36 @@ def hydra_cli(config_name: str, task: Callable[[Any], None]) -> Callable[[], Non
     def main() -> None:
         tune_allocator()
         register_configs()
-        hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")(_task)()
+        app = hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")(_task)
+        if os.environ.get("HYDRA_FULL_ERROR"):  # the user asked for Hydra's full report
+            app()
+            return
+        # Hydra reports a bad command line (unknown key, wrong type, bad override) in several lines
+        # and exits with 1; let the error reach us instead and say it in one line, exit status 2.
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+        try:
+            app()
+        except (HydraException, OmegaConfBaseException) as e:
+            fail(prog, config_error(e))
 
     return main
+
+
+def config_error(e: BaseException) -> str:
+    """Hydra's and OmegaConf's messages about a bad command line, in one line."""
+    parts: list[str] = []
+    while e is not None:
+        listing = False  # inside "Available options in 'model':" followed by one option a line
+        for line in str(e).splitlines():
+            line = line.strip()
+            if not line or line.startswith(("full_key:", "object_type=", "reference_type=", "To append")):
+                continue
+            if line.startswith("Config search path"):
+                break
+            if listing:
+                parts[-1] += (" " if parts[-1].endswith(":") else ", ") + line
+            elif line not in parts:
+                parts.append(line.rstrip("."))
+            listing = listing or line.endswith(":")
+        e = e.__cause__  # type: ignore[assignment]
+    return "; ".join(parts) or "bad configuration"

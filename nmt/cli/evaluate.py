@@ -10,11 +10,18 @@ from pathlib import Path
 
 from nmt import NmtError
 from nmt.cli.common import hydra_cli
-from nmt.config import EvaluateJob, LengthPenalty, SearchConfig, SearchMethod, TestSetConfig
+from nmt.config import (
+    EvaluateJob,
+    LengthPenalty,
+    SearchConfig,
+    SearchMethod,
+    TestSetConfig,
+    validate_evaluate,
+)
 from nmt.data.corpus import data_path, read_lines, read_parallel
 from nmt.metrics import Score, score_all
+from nmt.model.io import load_model
 from nmt.runtime import hardware, resolve_device, set_threads
-from nmt.training.checkpoint import load_model
 from nmt.translator import Translator
 
 log = logging.getLogger(__name__)
@@ -67,7 +74,8 @@ def evaluate_checkpoint(cfg: EvaluateJob) -> dict:
         cfg.search,
         device,
         cfg.batch_size,
-        max_input_len=10**6,
+        max_input_len=cfg.max_input_len,
+        on_bad_line=cfg.on_bad_line,
         max_sentences=cfg.max_sentences,
     )
     if cfg.alphas:
@@ -162,6 +170,7 @@ def print_table(rows: list[dict]) -> None:
 
 
 def task(cfg: EvaluateJob) -> None:
+    validate_evaluate(cfg)
     result = evaluate_checkpoint(cfg) if cfg.ckpt else evaluate_files(cfg)
     if cfg.output:
         out = Path(cfg.output)

@@ -11,9 +11,9 @@ from nmt import NmtError
 from nmt.cli.common import hydra_cli
 from nmt.config import InspectJob, SearchConfig
 from nmt.introspect import plot, trace
+from nmt.model.io import load_model
 from nmt.runtime import resolve_device
 from nmt.search import search
-from nmt.training.checkpoint import load_model
 
 log = logging.getLogger(__name__)
 

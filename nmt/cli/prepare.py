@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 
 from nmt.cli.common import hydra_cli, run_dir
-from nmt.config import TrainJob
+from nmt.config import TrainJob, validate_data, validate_tokenizer
 from nmt.data.corpus import prepare
+from nmt.runlock import RunLock
 
 log = logging.getLogger(__name__)
 
 
 def task(cfg: TrainJob) -> None:
+    validate_data(cfg.data)
+    validate_tokenizer(cfg.tokenizer)
     out = run_dir() / "data"
-    p = prepare(cfg.data, cfg.tokenizer, out)
+    with RunLock(run_dir(), "nmt-prepare"):
+        p = prepare(cfg.data, cfg.tokenizer, out)
     c = p.manifest["counts"]
     log.info(
         "prepared %s in %s: train %d, dev %d, test %d pairs; vocabularies %d (%s) / %d (%s)",

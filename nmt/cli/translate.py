@@ -20,9 +20,9 @@ from tqdm import tqdm
 
 from nmt import NmtError
 from nmt.cli.common import hydra_cli
-from nmt.config import OutputFormat, TranslateJob
+from nmt.config import OutputFormat, TranslateJob, validate_translate
+from nmt.model.io import load_model
 from nmt.runtime import resolve_device, set_threads
-from nmt.training.checkpoint import load_model
 from nmt.translator import Translation, Translator, read_raw_lines
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,7 @@ def interactive(translator: Translator, fmt: OutputFormat) -> None:
 
 
 def task(cfg: TranslateJob) -> None:
+    validate_translate(cfg)
     device = resolve_device(cfg.device)
     set_threads(cfg.num_threads)
     model, src_tok, tgt_tok, _ = load_model(cfg.ckpt, device)

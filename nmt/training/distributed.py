@@ -36,6 +36,22 @@ class Dist:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item() > 0)
 
+    def broadcast(self, value: float) -> float:
+        """Rank 0's ``value`` on every rank (a validation's verdict)."""
+        if self.world == 1:
+            return value
+        obj = [value]
+        dist.broadcast_object_list(obj, src=0)
+        return obj[0]
+
+    def gather(self, obj: object) -> list | None:
+        """Every rank's ``obj``, in rank order, on rank 0 (None elsewhere)."""
+        if self.world == 1:
+            return [obj]
+        out: list = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out if self.main else None
+
     def sum(self, values: list[float]) -> list[float]:
         """Element-wise sum of ``values`` over all processes (log figures)."""
         if self.world == 1:

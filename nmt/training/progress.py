@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from nmt import NmtError
 from nmt.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,15 @@ class Progress:
 
     def record(self, rec: dict) -> None:
         if self.metrics is not None:
-            self.metrics.write(json.dumps(rec) + "\n")
-            self.metrics.flush()
+            try:
+                self.metrics.write(json.dumps(rec) + "\n")
+                self.metrics.flush()
+            except OSError as e:
+                raise NmtError(f"{self.metrics.name}: cannot write: {e.strerror or e}") from None
+
+    def position(self) -> int:
+        """Bytes of metrics.jsonl written so far (a checkpoint records it: what follows is dropped on resume)."""
+        return self.metrics.tell() if self.metrics is not None else 0
 
     def eta(
         self, step: int, epoch: int, seconds: float, step_seconds: float, updates: int, u: int

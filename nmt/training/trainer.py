@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,12 +28,22 @@ from omegaconf import OmegaConf
 
 import nmt
 from nmt import NmtError
-from nmt.config import TrainJob, describe, validate_model, validate_train
+from nmt.config import (
+    TrainJob,
+    describe,
+    validate_data,
+    validate_model,
+    validate_search,
+    validate_tokenizer,
+    validate_train,
+)
 from nmt.data.batching import batch_indices, make_batch
 from nmt.data.corpus import Prepared, load_prepared, prepare
+from nmt.model.io import load_checkpoint, save_checkpoint
 from nmt.model.seq2seq import build_model, count_parameters
+from nmt.runlock import RunLock
 from nmt.runtime import autocast, autocast_dtype, git_commit, hardware, resolve_device, set_threads
-from nmt.training.checkpoint import CheckpointKeeper, load_checkpoint, save_checkpoint
+from nmt.training.checkpoint import CheckpointKeeper
 from nmt.training.distributed import init_distributed
 from nmt.training.loss import sequence_loss
 from nmt.training.optim import LRSchedule, build_optimizer
@@ -63,8 +74,11 @@ class Trainer:
     """The parts of one training run and the operations on them (an update, a validation, saving)."""
 
     def __init__(self, cfg: TrainJob, run_dir: Path) -> None:
+        validate_data(cfg.data)
+        validate_tokenizer(cfg.tokenizer)
         validate_model(cfg.model)
         validate_train(cfg.train)
+        validate_search(cfg.search)
         self.cfg, self.tc, self.run_dir = cfg, cfg.train, run_dir
         use_cuda = resolve_device(cfg.device).type == "cuda"
         self.dist = init_distributed(use_cuda)
@@ -86,8 +100,9 @@ class Trainer:
         self.state, self.rng = TrainState(), np.random.default_rng(cfg.seed)
         self.keeper = CheckpointKeeper(run_dir / "checkpoints", self.tc.keep_last, self.tc.keep_best)
         self.cfg_dict = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True)
-        if self.tc.resume:
-            self._resume(self.keeper.dir / "last.pt")
+        if self.dist.main:
+            self.keeper.clean_temporary()
+        self._start(self.keeper.dir / "last.pt")
         self.ddp = self.model
         if self.dist.world > 1:
             self.ddp = torch.nn.parallel.DistributedDataParallel(
@@ -202,81 +217,100 @@ class Trainer:
         return ""
 
     def validate_and_save(self, progress: Progress) -> None:
-        """Rank 0 validates, keeps the step checkpoint (and best.pt), writes last.pt; all ranks learn the verdict."""
+        """Rank 0 validates; every rank applies the same verdict (best score, early-stopping count,
+        plateau cut of the learning rate); rank 0 commits the checkpoints (see checkpoint.py)."""
         st = self.state
         st.last_valid_step = st.step
+        r = None
         if self.dist.main:
             r = validate(self.model, self.dev, self.refs, self.data.tgt_tok, self.cfg, self.device, self.amp)
-            metric = r["dev_bleu"] if self.tc.valid_bleu else -r["dev_nll"]
-            is_best = metric > st.best_metric
-            if is_best:
-                st.best_metric, st.best_step, st.bad_validations = metric, st.step, 0
-            else:
-                st.bad_validations += 1
-            if self.schedule.on_validation(metric):
-                log.info(
-                    "no better dev score in %d validations: learning rate cut to %.2e",
-                    self.tc.plateau_patience,
-                    self.schedule.lr_at(st.step + 1),
-                )
-            payload = {
-                "model": self.model.state_dict(),
-                "config": self.cfg_dict,
-                "step": st.step,
-                "metrics": r,
-                "spm": {"src": self.data.src_tok.proto, "tgt": self.data.tgt_tok.proto},
-            }
-            self.keeper.save(st.step, payload, metric, is_best)
-            self._save_last(payload)
-            bleu = f" | dev BLEU {r['dev_bleu']:.2f}" if "dev_bleu" in r else ""
-            best = " (best)" if is_best else f" (best {st.best_metric:.2f} at {st.best_step})"
+        mine = 0.0 if r is None else r["dev_bleu"] if self.tc.valid_bleu else -r["dev_nll"]
+        metric = self.dist.broadcast(mine)  # rank 0's
+        is_best = metric > st.best_metric
+        if is_best:
+            st.best_metric, st.best_step, st.bad_validations = metric, st.step, 0
+        else:
+            st.bad_validations += 1
+        cut = self.schedule.on_validation(metric)
+        rng = self.dist.gather(rng_state(self.device))  # every rank's own dropout stream
+        if not self.dist.main:
+            return
+        assert r is not None and rng is not None
+        if cut:
             log.info(
-                "validation at step %d | dev loss %.3f | dev ppl %.2f%s%s | %.1fs | e.g. %r",
-                st.step,
-                r["dev_nll"],
-                r["dev_ppl"],
-                bleu,
-                best,
-                r["valid_seconds"],
-                r.get("example", "")[:80],
+                "no better dev score in %d validations: learning rate cut to %.2e",
+                self.tc.plateau_patience,
+                self.schedule.lr_at(st.step + 1),
             )
-            progress.record(
-                {
-                    "kind": "valid",
-                    "step": st.step,
-                    "time": st.train_seconds,
-                    **{k: v for k, v in r.items() if k != "example"},
-                }
-            )
-        self.dist.barrier()
-        if self.dist.world > 1:  # every rank needs the early-stopping counter
-            obj = [st.bad_validations]
-            torch.distributed.broadcast_object_list(obj, src=0)
-            st.bad_validations = obj[0]
-
-    def _save_last(self, payload: dict) -> None:
-        rng = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        save_checkpoint(
+        payload = {
+            "model": self.model.state_dict(),
+            "config": self.cfg_dict,
+            "step": st.step,
+            "metrics": r,
+            "spm": {"src": self.data.src_tok.proto, "tgt": self.data.tgt_tok.proto},
+        }
+        progress.record(
+            {
+                "kind": "valid",
+                "step": st.step,
+                "time": st.train_seconds,
+                **{k: v for k, v in r.items() if k != "example"},
+            }
+        )
+        record = self.keeper.save_step(st.step, payload, metric, is_best)
+        save_checkpoint(  # the commit point
             self.keeper.dir / "last.pt",
             {
                 **payload,
                 "optimizer": self.optimizer.state_dict(),
                 "schedule": self.schedule.state_dict(),
                 "scaler": self.scaler.state_dict(),
-                "state": asdict(self.state),
-                "rng": rng,
+                "state": asdict(st),
+                "rng": {"ranks": rng},
+                "keeper": record,
+                "metrics_bytes": progress.position(),
             },
         )
+        self.keeper.apply(record)
+        bleu = f" | dev BLEU {r['dev_bleu']:.2f}" if "dev_bleu" in r else ""
+        best = " (best)" if is_best else f" (best {st.best_metric:.2f} at {st.best_step})"
+        log.info(
+            "validation at step %d | dev loss %.3f | dev ppl %.2f%s%s | %.1fs | e.g. %r",
+            st.step,
+            r["dev_nll"],
+            r["dev_ppl"],
+            bleu,
+            best,
+            r["valid_seconds"],
+            r.get("example", "")[:80],
+        )
+
+    def _start(self, path: Path) -> None:
+        """Continue from last.pt (train.resume=true), or start afresh where nothing was committed."""
+        if self.tc.resume and path.is_file():
+            self._resume(path)
+            return
+        if path.is_file():
+            step = load_checkpoint(path).get("step", "?")
+            raise NmtError(
+                f"{self.run_dir} already holds a training run (checkpoints/last.pt at step {step}): continue it "
+                "with train.resume=true, or train into another run_dir"
+            )
+        if self.tc.resume:
+            log.info("train.resume=true: %s does not exist: starting from scratch", path)
+        if self.dist.main:  # whatever a run that never committed a validation left behind
+            self.keeper.apply({"index": [], "best": None})
+            (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
 
     def _resume(self, path: Path) -> None:
-        if not path.is_file():
-            log.info("train.resume=true: %s does not exist: starting from scratch", path)
-            return
         ckpt = load_checkpoint(path)
         if "optimizer" not in ckpt:
             raise NmtError(f"{path}: has no training state to resume from")
+        if ckpt.get("spm") != {"src": self.data.src_tok.proto, "tgt": self.data.tgt_tok.proto}:
+            raise NmtError(
+                f"{path}: was trained with other vocabularies than {self.run_dir / 'data'} holds now "
+                "(the corpus or tokenizer settings changed); resume with the run's own settings"
+            )
         try:
             self.model.load_state_dict(ckpt["model"])
         except RuntimeError as e:
@@ -290,9 +324,12 @@ class Trainer:
         for k, v in ckpt["state"].items():
             setattr(self.state, k, v)
         self.state.stop_reason = ""
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        if "cuda" in ckpt["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+        self._restore_rng(ckpt["rng"])
+        if self.dist.main:
+            record = ckpt.get("keeper") or {"index": self.keeper.index(), "best": None}
+            self.keeper.apply(record)  # repairs a save that was killed before it finished
+            if "metrics_bytes" in ckpt:  # drop what was logged after the save
+                truncate(self.run_dir / "metrics.jsonl", ckpt["metrics_bytes"])
         log.info(
             "resumed from %s: step %d, epoch %d, %s trained",
             path,
@@ -300,6 +337,22 @@ class Trainer:
             self.state.epoch,
             fmt_time(self.state.train_seconds),
         )
+
+    def _restore_rng(self, saved: dict) -> None:
+        ranks = saved.get("ranks") or [saved]  # (checkpoints of nmt 0.1 saved rank 0's state only)
+        if len(ranks) != self.dist.world:
+            log.warning(
+                "resuming with %d processes, saved with %d: dropout streams re-seeded (the run goes on, "
+                "but not exactly as it would have)",
+                self.dist.world,
+                len(ranks),
+            )
+            torch.manual_seed(self.cfg.seed + 7919 * self.state.step + self.dist.rank)
+            return
+        mine = ranks[self.dist.rank]
+        torch.set_rng_state(mine["torch"])
+        if self.device.type == "cuda" and mine.get("cuda") is not None:
+            torch.cuda.set_rng_state(mine["cuda"], self.device)
 
     def run(self) -> dict:
         st, tc, dist = self.state, self.tc, self.dist
@@ -316,7 +369,8 @@ class Trainer:
                     updates = len(batches) // self.group
                     for u in range(st.batch_in_epoch // self.group, updates):
                         lr = self.update(batches[u * self.group : (u + 1) * self.group], meter)
-                        st.batch_in_epoch = (u + 1) * self.group
+                        epoch_end = u + 1 == updates
+                        st.batch_in_epoch = 0 if epoch_end else (u + 1) * self.group  # 0: the next one starts
                         st.train_seconds = base_seconds + time.perf_counter() - session_start
                         progress.bar.update(1)
                         if st.step % tc.log_every == 0:
@@ -329,12 +383,10 @@ class Trainer:
                             self.validate_and_save(progress)
                             st.train_seconds = base_seconds + time.perf_counter() - session_start
                             meter.start = time.perf_counter()  # throughput figures leave validation out
-                        reason = self.should_stop(stop.requested, u + 1 == updates)
+                        reason = self.should_stop(stop.requested, epoch_end)
                         if dist.any_rank(bool(reason), self.device):
                             st.stop_reason = reason or "another process stopped"
                             break
-                    else:
-                        st.batch_in_epoch = 0
                 if st.last_valid_step != st.step:
                     self.validate_and_save(progress)
         finally:
@@ -375,6 +427,25 @@ class Trainer:
         return summary
 
 
+def rng_state(device: torch.device) -> dict:
+    """This process's random state: the CPU generator, and its GPU's if it trains on one."""
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def truncate(path: Path, size: int) -> None:
+    """Cut a file to ``size`` bytes (no-op if missing or shorter)."""
+    if path.is_file() and path.stat().st_size > size:
+        with open(path, "r+b") as f:
+            f.truncate(size)
+
+
 def train(cfg: TrainJob, run_dir: Path) -> dict:
-    """Train a model as configured; returns the summary also written to ``<run_dir>/summary.json``."""
-    return Trainer(cfg, run_dir).run()
+    """Train a model as configured; returns the summary also written to ``<run_dir>/summary.json``.
+
+    The process that writes (rank 0) holds the run directory's lock for the whole run."""
+    first = int(os.environ.get("RANK", "0")) == 0
+    with RunLock(run_dir, "nmt-train") if first else contextlib.nullcontext():
+        return Trainer(cfg, run_dir).run()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nmt.training.checkpoint import load_checkpoint
+from nmt.model.io import load_checkpoint
 from tests.conftest import ToyRun
 from tests.helpers import run_cli, stderr_lines, toy_workdir
 

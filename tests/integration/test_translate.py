@@ -10,7 +10,7 @@ import torch
 
 from nmt.config import LengthPenalty, SearchConfig, SearchMethod
 from nmt.data.toy import make_pairs
-from nmt.training.checkpoint import load_model
+from nmt.model.io import load_model
 from nmt.translator import Translator
 from tests.conftest import ToyRun
 from tests.helpers import assert_one_line_error, near_tie_lines, run_cli, stderr_lines

@@ -16,9 +16,9 @@ from nmt import NmtError
 from nmt.config import LengthPenalty, SearchConfig, SearchMethod
 from nmt.data.corpus import read_lines
 from nmt.data.tokenizer import EOS, PAD
+from nmt.model.io import load_model
 from nmt.search import Hypothesis, search
 from nmt.search.common import length_norm
-from nmt.training.checkpoint import load_model
 from nmt.translator import decode_ids
 from tests.conftest import ToyRun
 from tests.unit.fake_model import FakeModel, Prefix, RandomScenario, Scenario, source
