@@ -78,8 +78,25 @@ def hydra_cli(config_name: str, task: Callable[[Any], None]) -> Callable[[], Non
             app()
         except (HydraException, OmegaConfBaseException) as e:
             fail(prog, config_error(e))
+        except Exception as e:  # Hydra setting up the run folder or its log file (read-only, full disk)
+            os_error = os_cause(e)
+            if os_error is None:
+                raise
+            fail(
+                prog,
+                f"{os_error.filename}: cannot write: {os_error.strerror}"
+                if os_error.filename
+                else str(os_error),
+            )
 
     return main
+
+
+def os_cause(e: BaseException | None) -> OSError | None:
+    """The OSError an exception is, or was raised from (Hydra wraps the log file's in a ValueError)."""
+    while e is not None and not isinstance(e, OSError):
+        e = e.__cause__ or e.__context__
+    return e
 
 
 def config_error(e: BaseException) -> str:

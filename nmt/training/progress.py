@@ -42,6 +42,20 @@ class Meter:
         self.nll = self.nll + nll
         self.tokens += tokens
 
+    def state(self) -> dict:
+        """The sums so far (checkpointed, so a resumed run logs the same figures)."""
+        return {
+            "loss": float(self.loss),
+            "nll": float(self.nll),
+            "tokens": self.tokens,
+            "norms": list(self.norms),
+            "clipped": self.clipped,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> Meter:
+        return cls(state["loss"], state["nll"], state["tokens"], list(state["norms"]), state["clipped"])
+
 
 class StopSignal:
     """First SIGINT/SIGTERM: finish the current update, validate, save, exit. Second: abort."""

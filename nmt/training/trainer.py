@@ -19,7 +19,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,6 @@ from nmt.config import (
 )
 from nmt.data.batching import batch_indices, make_batch
 from nmt.data.corpus import Prepared, load_prepared, prepare
-from nmt.model.io import load_checkpoint, save_checkpoint
 from nmt.model.seq2seq import build_model, count_parameters
 from nmt.runlock import RunLock
 from nmt.runtime import autocast, autocast_dtype, git_commit, hardware, resolve_device, set_threads
@@ -48,6 +47,7 @@ from nmt.training.distributed import init_distributed
 from nmt.training.loss import sequence_loss
 from nmt.training.optim import LRSchedule, build_optimizer
 from nmt.training.progress import Meter, Progress, StopSignal, fmt_time
+from nmt.training.resume import Checkpointing, rank_state
 from nmt.training.validation import dev_references, validate
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,9 @@ class TrainState:
     stop_reason: str = ""
 
 
-class Trainer:
-    """The parts of one training run and the operations on them (an update, a validation, saving)."""
+class Trainer(Checkpointing):
+    """The parts of one training run and the operations on them (an update, a validation, the loop);
+    starting, resuming and committing checkpoints come from ``Checkpointing`` (resume.py)."""
 
     def __init__(self, cfg: TrainJob, run_dir: Path) -> None:
         validate_data(cfg.data)
@@ -98,6 +99,7 @@ class Trainer:
         self.schedule = LRSchedule(self.optimizer, self.tc)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
         self.state, self.rng = TrainState(), np.random.default_rng(cfg.seed)
+        self.meter = Meter()  # loss and gradient figures since the last log line (saved with last.pt)
         self.keeper = CheckpointKeeper(run_dir / "checkpoints", self.tc.keep_last, self.tc.keep_best)
         self.cfg_dict = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True)
         if self.dist.main:
@@ -232,10 +234,10 @@ class Trainer:
         else:
             st.bad_validations += 1
         cut = self.schedule.on_validation(metric)
-        rng = self.dist.gather(rng_state(self.device))  # every rank's own dropout stream
+        ranks = self.dist.gather(rank_state(self.device, self.meter))  # every rank's dropout stream
         if not self.dist.main:
             return
-        assert r is not None and rng is not None
+        assert r is not None and ranks is not None
         if cut:
             log.info(
                 "no better dev score in %d validations: learning rate cut to %.2e",
@@ -257,21 +259,7 @@ class Trainer:
                 **{k: v for k, v in r.items() if k != "example"},
             }
         )
-        record = self.keeper.save_step(st.step, payload, metric, is_best)
-        save_checkpoint(  # the commit point
-            self.keeper.dir / "last.pt",
-            {
-                **payload,
-                "optimizer": self.optimizer.state_dict(),
-                "schedule": self.schedule.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "state": asdict(st),
-                "rng": {"ranks": rng},
-                "keeper": record,
-                "metrics_bytes": progress.position(),
-            },
-        )
-        self.keeper.apply(record)
+        self.commit(payload, metric, is_best, ranks, progress.position())
         bleu = f" | dev BLEU {r['dev_bleu']:.2f}" if "dev_bleu" in r else ""
         best = " (best)" if is_best else f" (best {st.best_metric:.2f} at {st.best_step})"
         log.info(
@@ -285,80 +273,11 @@ class Trainer:
             r.get("example", "")[:80],
         )
 
-    def _start(self, path: Path) -> None:
-        """Continue from last.pt (train.resume=true), or start afresh where nothing was committed."""
-        if self.tc.resume and path.is_file():
-            self._resume(path)
-            return
-        if path.is_file():
-            step = load_checkpoint(path).get("step", "?")
-            raise NmtError(
-                f"{self.run_dir} already holds a training run (checkpoints/last.pt at step {step}): continue it "
-                "with train.resume=true, or train into another run_dir"
-            )
-        if self.tc.resume:
-            log.info("train.resume=true: %s does not exist: starting from scratch", path)
-        if self.dist.main:  # whatever a run that never committed a validation left behind
-            self.keeper.apply({"index": [], "best": None})
-            (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
-
-    def _resume(self, path: Path) -> None:
-        ckpt = load_checkpoint(path)
-        if "optimizer" not in ckpt:
-            raise NmtError(f"{path}: has no training state to resume from")
-        if ckpt.get("spm") != {"src": self.data.src_tok.proto, "tgt": self.data.tgt_tok.proto}:
-            raise NmtError(
-                f"{path}: was trained with other vocabularies than {self.run_dir / 'data'} holds now "
-                "(the corpus or tokenizer settings changed); resume with the run's own settings"
-            )
-        try:
-            self.model.load_state_dict(ckpt["model"])
-        except RuntimeError as e:
-            raise NmtError(
-                f"{path}: does not fit the configured model ({str(e).splitlines()[0]}); "
-                "resume with the same model settings"
-            ) from None
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.schedule.load_state_dict(ckpt["schedule"])
-        self.scaler.load_state_dict(ckpt["scaler"])
-        for k, v in ckpt["state"].items():
-            setattr(self.state, k, v)
-        self.state.stop_reason = ""
-        self._restore_rng(ckpt["rng"])
-        if self.dist.main:
-            record = ckpt.get("keeper") or {"index": self.keeper.index(), "best": None}
-            self.keeper.apply(record)  # repairs a save that was killed before it finished
-            if "metrics_bytes" in ckpt:  # drop what was logged after the save
-                truncate(self.run_dir / "metrics.jsonl", ckpt["metrics_bytes"])
-        log.info(
-            "resumed from %s: step %d, epoch %d, %s trained",
-            path,
-            self.state.step,
-            self.state.epoch,
-            fmt_time(self.state.train_seconds),
-        )
-
-    def _restore_rng(self, saved: dict) -> None:
-        ranks = saved.get("ranks") or [saved]  # (checkpoints of nmt 0.1 saved rank 0's state only)
-        if len(ranks) != self.dist.world:
-            log.warning(
-                "resuming with %d processes, saved with %d: dropout streams re-seeded (the run goes on, "
-                "but not exactly as it would have)",
-                self.dist.world,
-                len(ranks),
-            )
-            torch.manual_seed(self.cfg.seed + 7919 * self.state.step + self.dist.rank)
-            return
-        mine = ranks[self.dist.rank]
-        torch.set_rng_state(mine["torch"])
-        if self.device.type == "cuda" and mine.get("cuda") is not None:
-            torch.cuda.set_rng_state(mine["cuda"], self.device)
-
     def run(self) -> dict:
         st, tc, dist = self.state, self.tc, self.dist
         self.describe()
         progress = Progress(self.run_dir, tc, st.step, dist.main)
-        meter, session_start, base_seconds = Meter(), time.perf_counter(), st.train_seconds
+        session_start, base_seconds = time.perf_counter(), st.train_seconds
         self.model.train()
         # a resumed run may already be finished (max_steps, max_time, patience or max_epochs reached)
         st.stop_reason = self.should_stop(False, epoch_end=st.batch_in_epoch == 0 and st.epoch > 0)
@@ -368,21 +287,22 @@ class Trainer:
                     batches = self.epoch_batches()
                     updates = len(batches) // self.group
                     for u in range(st.batch_in_epoch // self.group, updates):
-                        lr = self.update(batches[u * self.group : (u + 1) * self.group], meter)
+                        lr = self.update(batches[u * self.group : (u + 1) * self.group], self.meter)
                         epoch_end = u + 1 == updates
                         st.batch_in_epoch = 0 if epoch_end else (u + 1) * self.group  # 0: the next one starts
                         st.train_seconds = base_seconds + time.perf_counter() - session_start
                         progress.bar.update(1)
                         if st.step % tc.log_every == 0:
-                            totals = dist.sum([float(meter.loss), float(meter.nll), float(meter.tokens)])
+                            m = self.meter
+                            totals = dist.sum([float(m.loss), float(m.nll), float(m.tokens)])
                             progress.log_interval(
-                                meter, totals, st.step, st.epoch, st.train_seconds, lr, updates, u
+                                m, totals, st.step, st.epoch, st.train_seconds, lr, updates, u
                             )
-                            meter = Meter()
+                            self.meter = Meter()
                         if st.step % tc.valid_every == 0:
                             self.validate_and_save(progress)
                             st.train_seconds = base_seconds + time.perf_counter() - session_start
-                            meter.start = time.perf_counter()  # throughput figures leave validation out
+                            self.meter.start = time.perf_counter()  # throughput figures leave validation out
                         reason = self.should_stop(stop.requested, epoch_end)
                         if dist.any_rank(bool(reason), self.device):
                             st.stop_reason = reason or "another process stopped"
@@ -425,21 +345,6 @@ class Trainer:
                 st.best_step,
             )
         return summary
-
-
-def rng_state(device: torch.device) -> dict:
-    """This process's random state: the CPU generator, and its GPU's if it trains on one."""
-    state = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def truncate(path: Path, size: int) -> None:
-    """Cut a file to ``size`` bytes (no-op if missing or shorter)."""
-    if path.is_file() and path.stat().st_size > size:
-        with open(path, "r+b") as f:
-            f.truncate(size)
 
 
 def train(cfg: TrainJob, run_dir: Path) -> dict:

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from nmt.data.toy import write_corpus
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -48,3 +49,53 @@ def test_two_processes_match_one_process_with_accumulation(tmp_path: Path) -> No
     assert sum("validation at step 12" in line for line in log.splitlines()) == 1
     assert "2 processes x 1 accumulated" in log
     shutil.rmtree(tmp_path / "ddp/data")
+
+
+# the plateau schedule cuts the learning rate at every validation here (BLEU of one dev sentence
+# stays 0 this early), with dropout on: the processes must stay one model through cuts and a resume
+PLATEAU = [
+    "experiment=toy",
+    "train.valid_every=3",
+    "train.log_every=3",
+    "train.batch_size=512",
+    "train.schedule=plateau",
+    "train.plateau_patience=1",
+    "train.valid_max_sents=1",
+    "model.dropout=0.1",
+    "model.emb_dropout=0.1",
+]
+
+
+def _torchrun(tmp_path: Path, run_dir: str, *extra: str) -> None:
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    kill = str(REPO / "tests" / "killpoint.py")
+    _run(
+        [*torchrun, kill, "none", "0", "--dump-weights", "--", *PLATEAU, f"run_dir={run_dir}", *extra],
+        tmp_path,
+    )
+
+
+def _ranks(folder: Path) -> list[dict[str, torch.Tensor]]:
+    return [torch.load(folder / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+
+
+def test_processes_stay_one_model_through_learning_rate_cuts_and_a_resume(tmp_path: Path) -> None:
+    for run in ("whole", "split"):
+        write_corpus(tmp_path / run / "corpus", train=1500, dev=50, test=50)
+    _torchrun(tmp_path, "whole", "train.max_steps=12")
+    log = (tmp_path / "whole/train.log").read_text()
+    assert log.count("learning rate cut") >= 2
+    whole = _ranks(tmp_path / "whole")
+    for name, w in whole[0].items():  # both processes hold the same weights, bit for bit
+        assert torch.equal(w, whole[1][name]), name
+
+    _torchrun(tmp_path, "split", "train.max_steps=6")
+    _torchrun(tmp_path, "split", "train.max_steps=12", "train.resume=true")
+    split = _ranks(tmp_path / "split")
+    for rank in (0, 1):  # every process resumed with its own random state: as if never stopped
+        for name, w in whole[rank].items():
+            assert torch.equal(split[rank][name], w), (rank, name)
+    last = torch.load(tmp_path / "split/checkpoints/last.pt", weights_only=True)
+    assert len(last["ranks"]) == 2 and not torch.equal(
+        last["ranks"][0]["rng"]["torch"], last["ranks"][1]["rng"]["torch"]
+    )
