@@ -57,6 +57,8 @@ def score_all(
         raise NmtError(
             f"{len(hyps)} hypotheses but {len(refs)} references: the files must have the same number of lines"
         )
+    if not hyps:
+        raise NmtError("nothing to score: no lines")
     tok = tokenize or default_tokenize(lang)
     if not segmented:
         return [bleu(hyps, refs, tok), chrf(hyps, refs)]

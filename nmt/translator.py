@@ -11,6 +11,7 @@ is ever dropped silently.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -54,7 +55,8 @@ def decode_ids(
     ``batch_size`` bounds source pieces per batch times the beam size, so beam search batches
     hold as many hypotheses as greedy ones; ``max_sentences`` (> 0) caps sentences per batch.
     ``keys``: each sequence's random stream for sampling (default: its position), so the result
-    does not depend on the batching. ``on_batch(n)`` is called after each batch.
+    does not depend on the batching. ``on_batch(positions)`` is called after each batch with the
+    positions in ``src`` it decoded.
     """
     key_arr = np.asarray(keys if keys is not None else range(len(src)), dtype=np.int64)
     lens = np.array([len(s) for s in src], dtype=np.int64)
@@ -71,7 +73,7 @@ def decode_ids(
         for i, hyps in zip(idx, search(model, src_t, src_lens, cfg, with_attention, batch_keys)):
             out[i] = hyps
         if on_batch is not None:
-            on_batch(len(idx))
+            on_batch(idx)
     return out  # type: ignore[return-value]
 
 
@@ -126,9 +128,25 @@ class Translator:
     def translate(
         self, lines: list[str], name: str = "<input>", first_lineno: int = 1, on_batch=None
     ) -> list[Translation]:
-        """Text lines -> one Translation each, same order; blank lines give empty translations."""
+        """Text lines -> one Translation each, same order; blank lines give empty translations.
+
+        Greedy and beam search translate each distinct line of the chunk once (a line's
+        translation depends on nothing else); sampling draws for every line on its own.
+        """
         ids = self.encode(lines, name, first_lineno)
         todo = [k for k, seq in enumerate(ids) if seq]
+        dedupe = self.cfg.method.value != "sample"
+        copies = Counter(tuple(seq) for seq in ids) if dedupe else Counter()
+        if dedupe:  # the first line of each distinct source stands for all its copies
+            first: dict[tuple[int, ...], int] = {}
+            for k in todo:
+                first.setdefault(tuple(ids[k]), k)
+            todo = list(first.values())
+
+        def progress(positions: np.ndarray) -> None:  # lines done, every copy counted
+            if on_batch is not None:
+                on_batch(sum(copies[tuple(ids[todo[i]])] for i in positions) if dedupe else len(positions))
+
         hyps = decode_ids(
             self.model,
             [ids[k] for k in todo],
@@ -136,15 +154,19 @@ class Translator:
             self.device,
             self.batch_size,
             self.with_attention,
-            on_batch,
+            progress,
             self.max_sentences,
             keys=[first_lineno + k for k in todo],  # sampling follows the line number, not the batch
         )
         out = [Translation("", None, None) for _ in lines]
         for k, h in zip(todo, hyps):
             out[k] = self._result(ids[k], h)
-        if on_batch is not None and len(lines) > len(todo):
-            on_batch(len(lines) - len(todo))
+        if dedupe:
+            done = {tuple(ids[k]): out[k] for k in todo}
+            out = [done[tuple(seq)] if seq else t for seq, t in zip(ids, out)]
+        blank = len(lines) - sum(1 for seq in ids if seq)
+        if on_batch is not None and blank:
+            on_batch(blank)
         return out
 
     def _result(self, src_ids: list[int], hyps: list[Hypothesis]) -> Translation:
@@ -175,6 +197,8 @@ class Translator:
         chunk: list[str] = []
         first = 1
         for lineno, raw in enumerate(raw_lines, start=1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a byte order mark, not text
+                raw = raw[3:]
             try:
                 chunk.append(self.check_line(raw, name, lineno))
             except NmtError:

@@ -104,7 +104,7 @@ def task(cfg: TranslateJob) -> None:
         for n, t in enumerate(
             translator.stream(read_raw_lines(src), name, cfg.chunk_lines, bar.update), start=1
         ):
-            out.write((format_line(t, cfg.format, n) + "\n").encode("utf-8"))
+            out.write(format_line(t, cfg.format, n) + "\n")
     secs = time.perf_counter() - start
     log.info(
         "translated %d lines in %.1fs (%.1f sentences/s)%s",
@@ -116,33 +116,55 @@ def task(cfg: TranslateJob) -> None:
 
 
 class _Output:
-    """stdout, or a file written atomically (temporary file in the same folder, renamed on success)."""
+    """stdout, or a file written atomically (temporary file in the same folder, renamed on success).
+    A write that fails (full disk, file size limit, closed pipe aside) is an NmtError naming the file."""
 
     def __init__(self, target: str) -> None:
         self.target = target
+        self.name = "<stdout>" if target == "-" else target
         self.tmp: Path | None = None
         self.f: BinaryIO | None = None
 
-    def __enter__(self) -> BinaryIO:
+    def __enter__(self) -> _Output:
         if self.target == "-":
             self.f = sys.stdout.buffer
-            return self.f
+            return self
         dest = Path(self.target)
         if not dest.parent.is_dir():
             raise NmtError(f"{dest}: the output folder does not exist")
         self.tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
-        self.f = open(self.tmp, "wb")
-        return self.f
+        try:
+            self.f = open(self.tmp, "wb")  # noqa: SIM115 (closed in __exit__)
+        except OSError as e:
+            raise NmtError(f"{dest}: cannot write: {e.strerror or e}") from None
+        return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if self.tmp is None:
-            self.f.flush()
-            return
-        self.f.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.target)
-        else:
-            self.tmp.unlink(missing_ok=True)
+    def write(self, text: str) -> None:
+        assert self.f is not None
+        try:
+            self.f.write(text.encode("utf-8"))
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise NmtError(f"{self.name}: cannot write: {e.strerror or e}") from None
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
+        assert self.f is not None
+        try:
+            if self.tmp is None:
+                self.f.flush()
+                return
+            self.f.close()
+            if exc_type is None:
+                os.replace(self.tmp, self.target)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            if exc_type is None:
+                raise NmtError(f"{self.name}: cannot write: {e.strerror or e}") from None
+        finally:
+            if self.tmp is not None:
+                self.tmp.unlink(missing_ok=True)
 
 
 main = hydra_cli("translate", task)

@@ -85,7 +85,8 @@ def decode_utf8_line(raw: bytes, path: Path | str, lineno: int) -> str:
 
 
 def read_lines(path: Path) -> list[str]:
-    """All lines of a UTF-8 text file, split on "\\n" only (a trailing "\\r" is removed).
+    """All lines of a UTF-8 text file, split on "\\n" only (a trailing "\\r" and a leading byte
+    order mark are removed).
 
     Unicode line separators inside a line (U+2028, U+0085, ...) do not split it, so the line
     numbers agree with ``wc -l`` and with the other side of the corpus.
@@ -101,6 +102,8 @@ def read_lines(path: Path) -> list[str]:
         raise NmtError(
             f"{path}:{lineno}: invalid UTF-8 (byte 0x{data[e.start]:02x} at column {col})"
         ) from None
+    if text.startswith("\ufeff"):  # a byte order mark is not part of the first line
+        text = text[1:]
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -269,6 +272,9 @@ def prepare(data: DataConfig, tok: TokenizerConfig, out_dir: Path, force: bool =
             len(src) - len(keep),
         )
 
+    if not raw["train"][2]:
+        sp, tp = split_paths(data, "train")
+        raise NmtError(f"{sp} and {tp}: no training pair has text on both sides")
     src_tok, tgt_tok = _train_tokenizers(raw["train"], data, tok, out_dir)
     counts: dict[str, dict] = {}
     for split, (src, tgt, keep) in raw.items():

@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 
+# every character str.splitlines() breaks a line at, mapped to a space
+LINE_BREAKS = str.maketrans(dict.fromkeys("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029", " "))
+
 
 def train_sentencepiece(
     files: list[Path],
@@ -87,9 +90,10 @@ class Tokenizer:
         return self.sp.encode(lines, out_type=int, num_threads=os.cpu_count() or 1)
 
     def decode(self, ids: list[list[int]]) -> list[str]:
-        """Piece ids to text; special symbols are dropped, newlines never appear in the output."""
-        out = self.sp.decode(ids)
-        return [s.replace("\n", " ").replace("\r", " ") for s in out]
+        """Piece ids to text; special symbols are dropped. No line break of any kind (\\n, \\r,
+        U+2028, U+0085, form feed, ...) ever appears in the output, so one translation is one line
+        for every reader, ``str.splitlines`` included."""
+        return [s.translate(LINE_BREAKS) for s in self.sp.decode(ids)]
 
     def pieces(self, ids: list[int]) -> list[str]:
         return [self.sp.id_to_piece(i) for i in ids]
