@@ -51,7 +51,14 @@ class Encoder(nn.Module):
         states (batch, src_len, 2*hidden) (zeros on padding), final h and c (layers, batch, 2*hidden)."""
         x = self.emb_dropout(self.embed(src))  # (batch, src_len, emb)
         packed = pack_padded_sequence(x, src_lens, batch_first=True, enforce_sorted=False)
-        out, final = self.rnn(packed)
+        # On a CPU the packed RNN runs one matrix product per time step with as many rows as
+        # sentences are still running: under bf16 autocast every distinct row count becomes a
+        # oneDNN primitive of its own, cached, and real batches (every one a new set of lengths)
+        # grew training memory by 2.3x (bench/train_speed.py --data ... --precision bf16). So the
+        # encoder's RNN stays float32 on the CPU (it is ~12% of a step); CUDA autocast (cuDNN
+        # handles packed sequences natively) is not affected.
+        with torch.autocast("cpu", enabled=False):
+            out, final = self.rnn(packed)
         states, _ = pad_packed_sequence(
             out, batch_first=True, total_length=src.size(1)
         )  # (batch, src_len, 2*hidden)
