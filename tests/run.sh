@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The test command: installs what it needs (scripts/env.sh), checks style, runs the whole suite.
 # Extra arguments go to pytest, e.g. `bash tests/run.sh -m "not slow"` for the fast tests only.
+# Tests run in NMT_TEST_WORKERS processes (default 2; each test itself uses one thread).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 ruff check nmt tests bench
 ruff format --check nmt tests bench
-python -m pytest "$@"
+python -m pytest -n "${NMT_TEST_WORKERS:-2}" "$@"
