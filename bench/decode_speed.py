@@ -28,7 +28,7 @@ from nmt.config import LengthPenalty, SearchConfig, SearchMethod  # noqa: E402
 from nmt.data.corpus import read_lines  # noqa: E402
 from nmt.model.io import load_model  # noqa: E402
 from nmt.runtime import hardware, resolve_device, tune_allocator  # noqa: E402
-from nmt.translator import Translator  # noqa: E402
+from nmt.translator import Options, Translator  # noqa: E402
 
 
 def main() -> None:
@@ -65,15 +65,14 @@ def main() -> None:
                 length_penalty=LengthPenalty.gnmt,
                 alpha=a.alpha,
             )
-            tr = Translator(
-                model, src_tok, tgt_tok, cfg, device, batch_size=10**9, max_input_len=10**6, max_sentences=bs
-            )
+            options = Options(batch_size=10**9, max_input_len=10**6, max_sentences=bs, processed=True)
+            tr = Translator(model, src_tok, tgt_tok, cfg, device, options)
             tr.translate(lines[: min(len(lines), 2 * bs, 64)])  # warm-up
             if device.type == "cuda":
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
-            out = tr.translate(lines)
+            out = tr.translate_detailed(lines)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             secs = time.perf_counter() - t0

@@ -25,7 +25,8 @@ PYTHON="${PYTHON:-python3}"
 PROG="download.sh"
 
 CORPORA="small_parallel_enja kyoto_wiki wmt21_newstest_enja wmt23_generaltest_enja
-wmt24_generaltest_enja ntrex128_enja bsd_enja coursera_enja"
+wmt24_generaltest_enja ntrex128_enja bsd_enja coursera_enja tatoeba_manythings_enja
+tatoeba_enja_split small_parallel_enja_raw"
 
 # Pinned upstream commits: the ones the copies in shared/data were taken from (see each
 # corpus' README there). Raw files at a commit never change, so their checksums hold.
@@ -39,6 +40,7 @@ WMT24_COMMIT=bfa937ee53586aa173d68657b89b8642693f7b66           # wmt-conference
 NTREX_COMMIT=8561f6a622db9edad1217683e5c83daefd8bb2bf           # MicrosoftTranslator/NTREX
 BSD_COMMIT=050fd4241da458377c1ce26b2c31b0af0a20e444             # tsuruoka-lab/BSD
 COURSERA_COMMIT=8217d39fad27aece860c1741910af27c34337c8a        # shyyhs/CourseraParallelCorpusMining
+TATOEBA_COMMIT=70f3542faea9753b125dd3974f2a49d2085b90a4         # futurebridge/ZukaiML (jpn.txt, 2019)
 
 RAW=https://raw.githubusercontent.com
 
@@ -330,6 +332,52 @@ get_bsd_enja() {
     say "note: BSD is CC BY-NC-SA 4.0 (non-commercial use only)"
 }
 
+get_tatoeba_manythings_enja() {
+    local name=tatoeba_manythings_enja work
+    work="$WORK/$name"
+    skip_if_ok "$name" && return 0
+    need_python "$name"
+    download "$RAW/futurebridge/ZukaiML/$TATOEBA_COMMIT/jpn.txt" "$work/jpn.txt" || die "could not download jpn.txt"
+    rm -rf "$work/out"
+    "$PYTHON" "$HERE/build_tatoeba_manythings_enja.py" "$work/jpn.txt" "$work/out" || die "build_tatoeba_manythings_enja.py failed"
+    install_built "$work/out" "$name"
+    finish "$name"
+    say "note: training data only (it overlaps small_parallel_enja); tatoeba_enja_split has dev/test"
+}
+
+# locate NAME: the root folder that holds a verified copy of corpus NAME: the root, else
+# ../shared/data beside the repository (the development machines' copies), else one downloaded
+# into the root now. Derived corpora are built from what it finds.
+locate() {
+    local name=$1 dir
+    for dir in "$ROOT" "$HERE/../../shared/data"; do
+        if [ -d "$dir/$name" ] && ROOT="$dir" corpus_ok "$name"; then echo "$dir"; return 0; fi
+    done
+    (NMT_DATA_ROOT="$ROOT" bash "$HERE/download.sh" "$name" >&2) || return 1
+    echo "$ROOT"
+}
+
+# build_derived NAME SCRIPT: NAME built by data/SCRIPT from tatoeba_manythings_enja and
+# small_parallel_enja (wherever verified copies are), then verified like any download.
+build_derived() {
+    local name=$1 script=$2 work tat spe
+    work="$WORK/$name"
+    skip_if_ok "$name" && return 0
+    need_python "$name"
+    tat=$(locate tatoeba_manythings_enja) || die "$name needs tatoeba_manythings_enja"
+    spe=$(locate small_parallel_enja) || die "$name needs small_parallel_enja"
+    rm -rf "$work/out"
+    "$PYTHON" "$HERE/$script" --tatoeba "$tat/tatoeba_manythings_enja" \
+        --small-parallel "$spe/small_parallel_enja" "$work/out" || die "$script failed"
+    install_built "$work/out" "$name"
+    finish "$name"
+}
+
+get_tatoeba_enja_split() { build_derived tatoeba_enja_split build_tatoeba_enja_split.py; }
+
+# needs sacremoses: run it with nmt's Python (PYTHON=.venv/bin/python, or from the recipes)
+get_small_parallel_enja_raw() { build_derived small_parallel_enja_raw build_small_parallel_enja_raw.py; }
+
 get_coursera_enja() {
     local name=coursera_enja split l
     local base="$RAW/shyyhs/CourseraParallelCorpusMining/$COURSERA_COMMIT/data/Coursera_En-Ja"
@@ -410,6 +458,9 @@ wmt24_generaltest_enja   test                   WMT: research/evaluation only   
 ntrex128_enja            test                   CC BY-SA 4.0                       github.com/MicrosoftTranslator/NTREX
 bsd_enja                 dev/test               CC BY-NC-SA 4.0 (non-commercial)   github.com/tsuruoka-lab/BSD
 coursera_enja            dev/test               evaluation only                    github.com/shyyhs/CourseraParallelCorpusMining
+tatoeba_manythings_enja  train                  CC BY 2.0 FR (Tatoeba)             manythings.org export (github.com/futurebridge/ZukaiML)
+tatoeba_enja_split       train/dev/test (ours)  CC BY 2.0 FR (Tatoeba)             built: data/build_tatoeba_enja_split.py
+small_parallel_enja_raw  test                   CC BY (Tanaka corpus)              built: data/build_small_parallel_enja_raw.py
 kftt (own command)       train/dev/tune/test    CC BY-SA 3.0                       phontron.com/kftt (the official KFTT split)
 EOF
     echo "root: $ROOT"

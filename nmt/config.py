@@ -84,6 +84,16 @@ class LengthPenalty(str, Enum):
     gnmt = "gnmt"  # log-probability / ((5 + length) / 6) ** alpha (Wu et al. 2016)
 
 
+class Pretokenize(str, Enum):
+    none = "none"
+    moses = "moses"  # Moses-style tokenisation (sacremoses): "didn't." -> "didn 't ."
+
+
+class Normalize(str, Enum):
+    none = "none"
+    nfkc = "nfkc"  # Unicode NFKC: full-width ASCII to ASCII, compatibility characters folded
+
+
 class OutputFormat(str, Enum):
     text = "text"
     jsonl = "jsonl"
@@ -100,10 +110,25 @@ class BadLine(str, Enum):
 
 
 @dataclass
+class TextConfig:
+    """How text as people type it becomes the text of the corpus (one language side).
+
+    Applied to every input the model reads (nmt-translate, nmt-evaluate, the Python API), and by
+    nmt-prepare to the corpus unless ``data.processed`` says it is already in that form. On the
+    target side the pretokenisation is undone on the way out (Moses detokenisation).
+    """
+
+    normalize: Normalize = Normalize.none
+    pretokenize: Pretokenize = Pretokenize.none
+    lowercase: bool = False  # after tokenisation, as corpora like small_parallel_enja were made
+
+
+@dataclass
 class TestSetConfig:
     src: str = MISSING  # path, relative to data.root unless absolute
     ref: str = MISSING
     segmented: bool = False  # reference is word-segmented with spaces (score -tok none as well)
+    processed: bool = False  # src is already in the corpus's form (tokenised/lowercased like it)
 
 
 @dataclass
@@ -118,7 +143,10 @@ class DataConfig:
     train: str = "train"
     dev: str = "dev"
     test: str = "test"
-    segmented: bool = False  # the target side is pre-segmented with spaces (small_parallel_enja)
+    segmented: bool = False  # the target side is word-segmented with spaces: outputs are joined back
+    src_text: TextConfig = field(default_factory=TextConfig)  # raw source text -> the corpus's form
+    tgt_text: TextConfig = field(default_factory=TextConfig)
+    processed: bool = False  # the corpus files are already in the src_text/tgt_text form
     max_len: int = 100  # training pairs with more pieces on either side are dropped
     max_len_ratio: float = 3.0  # ... or with a longer/shorter piece ratio above this
     max_train_pairs: int = 0  # use only the first N training pairs (0 = all); for CPU subsets
@@ -243,6 +271,8 @@ class TranslateJob:
     chunk_lines: int = 20000  # lines read, sorted and translated at a time (memory bound)
     max_input_len: int = 250  # source pieces; longer lines are handled by on_bad_line
     on_bad_line: BadLine = BadLine.error
+    keep_segmentation: bool = False  # print the target as the model makes it (segmented, tokenised)
+    replace_unk: bool = True  # an unknown target piece becomes the source word it attends to most
     interactive: bool | None = None  # None: when stdin is a terminal and input is -
     progress: bool | None = None  # None: when stderr is a terminal
     num_threads: int = 0  # CPU threads (0: PyTorch's default; 1 on a machine busy with other work)
@@ -263,6 +293,8 @@ class EvaluateJob:
     lang: str | None = None  # target language; None: the checkpoint's, else "ja"
     tokenize: str | None = None  # SacreBLEU tokenizer; None: by language (ja -> ja-mecab)
     segmented: bool = False  # hyp/ref are word-segmented: also report -tok none on them as given
+    processed: bool = False  # src= is already in the model's input form (like its training corpus)
+    replace_unk: bool = True  # an unknown target piece becomes the source word it attends to most
     batch_size: int = 4096  # source tokens per batch (x beam size)
     max_sentences: int = 0  # and at most this many sentences per batch (0: no cap)
     max_input_len: int = 1000  # source pieces; longer lines are handled by on_bad_line

@@ -1,11 +1,14 @@
 """Raw source lines in, translations out: one result per input line, in the input's order.
 
-Lines are read as bytes and split on "\\n" only, so the count always matches ``wc -l``. Each chunk
-of lines is encoded, sorted by length, cut into token-budget batches, searched, and put back in
-input order; empty lines give empty translations without touching the model. A line that is not
-UTF-8 or that is longer than ``max_input_len`` pieces stops with an error naming it, or, when the
-user asks for it (``on_bad_line=fix``), is repaired (U+FFFD / truncation) with a warning. Nothing
-is ever dropped silently.
+Lines are read as bytes and split on "\\n" only, so the count always matches ``wc -l``. Each line
+is brought to the model's input form (``nmt.data.text``: the normalisation, tokenisation and
+casing its corpus had), each chunk of lines is encoded, sorted by length, cut into token-budget
+batches, searched, put back in input order, and turned back into plain text (segmented Japanese
+joined, unknown pieces replaced by the source word they attend to most). Empty lines give empty
+translations without touching the model. A line that is not UTF-8 or that is longer than
+``max_input_len`` pieces stops with an error naming it, or, when the user asks for it
+(``on_bad_line=fix``), is repaired (U+FFFD / truncation) with a warning. Nothing is ever dropped
+silently.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,8 +26,11 @@ from nmt import NmtError
 from nmt.config import BadLine, SearchConfig
 from nmt.data.batching import batch_indices, pad
 from nmt.data.corpus import decode_utf8_line
-from nmt.data.tokenizer import Tokenizer
+from nmt.data.text import Prepared, TextProcessor
+from nmt.data.tokenizer import UNK, Tokenizer
+from nmt.model.io import data_config, load_model
 from nmt.search import Hypothesis, SearchModel, search
+from nmt.search.forced import force
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,22 @@ class Translation:
     src_pieces: list[str] | None = None
     tgt_pieces: list[str] | None = None
     attention: list[list[float]] | None = None  # (target pieces + EOS) x source pieces
+    unknown: int = 0  # unknown pieces in the model's best output (before replacement)
+    unknown_left: int = 0  # ... and left in ``text`` (replace_unk=false)
+
+
+@dataclass
+class Options:
+    """How a Translator treats its input and output (nmt-translate's and nmt-evaluate's settings)."""
+
+    batch_size: int = 4096  # source pieces per batch (x beam size)
+    max_sentences: int = 0  # and at most this many sentences per batch (0: no cap)
+    max_input_len: int = 250  # source pieces; longer lines are handled by on_bad_line
+    on_bad_line: BadLine = BadLine.error
+    with_attention: bool = False  # keep pieces and attention in each Translation
+    keep_segmentation: bool = False  # the target as the model writes it (segmented, tokenised)
+    replace_unk: bool = True  # unknown target pieces -> the source word they attend to most
+    processed: bool = False  # inputs are already in the model's form (a corpus's own test set)
 
 
 def decode_ids(
@@ -77,8 +100,22 @@ def decode_ids(
     return out  # type: ignore[return-value]
 
 
+def load_translator(
+    ckpt: str | Path, device: torch.device, cfg: SearchConfig, options: Options | None = None
+) -> tuple[Translator, dict]:
+    """A Translator for a checkpoint file (its model, tokenizers and text processing), and the
+    checkpoint dict."""
+    model, src_tok, tgt_tok, ck = load_model(ckpt, device)
+    text = TextProcessor.from_data(data_config(ck, ckpt))
+    return Translator(model, src_tok, tgt_tok, cfg, device, options, text), ck
+
+
 class Translator:
-    """A model and its tokenizers, turning chunks of raw lines into ``Translation``s."""
+    """A model, its tokenizers and its text processing, turning raw lines into ``Translation``s.
+
+    ``translate(lines)`` gives plain texts; ``translate_detailed`` the scores, n-best lists and
+    (``options.with_attention``) pieces and attention; ``stream`` a whole file in bounded memory.
+    """
 
     def __init__(
         self,
@@ -87,15 +124,14 @@ class Translator:
         tgt_tok: Tokenizer,
         cfg: SearchConfig,
         device: torch.device,
-        batch_size: int = 4096,
-        max_input_len: int = 250,
-        on_bad_line: BadLine = BadLine.error,
-        with_attention: bool = False,
-        max_sentences: int = 0,
+        options: Options | None = None,
+        text: TextProcessor | None = None,
     ) -> None:
-        self.model, self.src_tok, self.tgt_tok, self.cfg = model, src_tok, tgt_tok, cfg
-        self.device, self.batch_size, self.max_input_len = device, batch_size, max_input_len
-        self.on_bad_line, self.with_attention, self.max_sentences = on_bad_line, with_attention, max_sentences
+        self.model, self.src_tok, self.tgt_tok, self.cfg, self.device = model, src_tok, tgt_tok, cfg, device
+        self.options = options or Options()
+        self.text = text
+
+    # ------------------------------------------------------------------ input
 
     def check_line(self, raw: bytes, name: str, lineno: int) -> str:
         """Bytes of one line (without "\\n") to text, applying the bad-line policy."""
@@ -104,28 +140,39 @@ class Translator:
         try:
             return decode_utf8_line(raw, name, lineno)
         except NmtError as e:
-            if self.on_bad_line == BadLine.error:
+            if self.options.on_bad_line == BadLine.error:
                 raise NmtError(f"{e} (use on_bad_line=fix to replace bad bytes)") from None
             log.warning("%s; bad bytes replaced with U+FFFD", e)
             return raw.decode("utf-8", errors="replace")
 
+    def prepare(self, lines: list[str]) -> list[Prepared]:
+        """Lines as typed to the model's input form (unless they are in it already)."""
+        if self.text is None or self.options.processed:
+            return [Prepared(line, line.split()) for line in lines]
+        return [self.text.source(line) for line in lines]
+
     def encode(self, lines: list[str], name: str, first_lineno: int) -> list[list[int]]:
         ids = self.src_tok.encode(lines)
+        limit = self.options.max_input_len
         for k, seq in enumerate(ids):
-            if len(seq) > self.max_input_len:
+            if len(seq) > limit:
                 where = f"{name}:{first_lineno + k}"
-                if self.on_bad_line == BadLine.error:
+                if self.options.on_bad_line == BadLine.error:
                     raise NmtError(
-                        f"{where}: line has {len(seq)} source pieces, more than max_input_len={self.max_input_len} "
+                        f"{where}: line has {len(seq)} source pieces, more than max_input_len={limit} "
                         "(raise max_input_len, or use on_bad_line=fix to truncate)"
                     )
-                log.warning(
-                    "%s: line has %d source pieces; truncated to %d", where, len(seq), self.max_input_len
-                )
-                ids[k] = seq[: self.max_input_len]
+                log.warning("%s: line has %d source pieces; truncated to %d", where, len(seq), limit)
+                ids[k] = seq[:limit]
         return ids
 
-    def translate(
+    # ------------------------------------------------------------------ translation
+
+    def translate(self, lines: list[str]) -> list[str]:
+        """Plain texts in, plain texts out, one per line, in order."""
+        return [t.text for t in self.translate_detailed(lines)]
+
+    def translate_detailed(
         self, lines: list[str], name: str = "<input>", first_lineno: int = 1, on_batch=None
     ) -> list[Translation]:
         """Text lines -> one Translation each, same order; blank lines give empty translations.
@@ -133,7 +180,8 @@ class Translator:
         Greedy and beam search translate each distinct line of the chunk once (a line's
         translation depends on nothing else); sampling draws for every line on its own.
         """
-        ids = self.encode(lines, name, first_lineno)
+        prepared = self.prepare(lines)
+        ids = self.encode([p.text for p in prepared], name, first_lineno)
         todo = [k for k, seq in enumerate(ids) if seq]
         dedupe = self.cfg.method.value != "sample"
         copies = Counter(tuple(seq) for seq in ids) if dedupe else Counter()
@@ -147,20 +195,22 @@ class Translator:
             if on_batch is not None:
                 on_batch(sum(copies[tuple(ids[todo[i]])] for i in positions) if dedupe else len(positions))
 
+        o = self.options
         hyps = decode_ids(
             self.model,
             [ids[k] for k in todo],
             self.cfg,
             self.device,
-            self.batch_size,
-            self.with_attention,
+            o.batch_size,
+            o.with_attention,
             progress,
-            self.max_sentences,
+            o.max_sentences,
             keys=[first_lineno + k for k in todo],  # sampling follows the line number, not the batch
         )
+        results = self._results([ids[k] for k in todo], [prepared[k] for k in todo], hyps)
         out = [Translation("", None, None) for _ in lines]
-        for k, h in zip(todo, hyps):
-            out[k] = self._result(ids[k], h)
+        for k, t in zip(todo, results):
+            out[k] = t
         if dedupe:
             done = {tuple(ids[k]): out[k] for k in todo}
             out = [done[tuple(seq)] if seq else t for seq, t in zip(ids, out)]
@@ -169,22 +219,85 @@ class Translator:
             on_batch(blank)
         return out
 
-    def _result(self, src_ids: list[int], hyps: list[Hypothesis]) -> Translation:
-        texts = self.tgt_tok.decode([h.tokens for h in hyps])
-        best = hyps[0]
-        t = Translation(
-            texts[0],
-            _num(best.score),
-            _num(best.log_prob),
-            [(s, _num(h.score), _num(h.log_prob)) for s, h in zip(texts, hyps)],
+    def _results(
+        self, src_ids: list[list[int]], prepared: list[Prepared], hyps: list[list[Hypothesis]]
+    ) -> list[Translation]:
+        replacements = self._unk_replacements(src_ids, prepared, hyps) if self.options.replace_unk else {}
+        out = []
+        for i, (ids, sent) in enumerate(zip(src_ids, hyps)):
+            texts = [self._text(h.tokens, replacements.get((i, n))) for n, h in enumerate(sent)]
+            best = sent[0]
+            unknown = best.tokens.count(UNK)
+            t = Translation(
+                texts[0],
+                _num(best.score),
+                _num(best.log_prob),
+                [(s, _num(h.score), _num(h.log_prob)) for s, h in zip(texts, sent)],
+                unknown=unknown,
+                unknown_left=0 if self.options.replace_unk else unknown,
+            )
+            if self.options.with_attention:
+                t.src_pieces = self.src_tok.pieces(ids)
+                t.tgt_pieces = self.tgt_tok.pieces(best.tokens) + ["</s>"]
+                if best.attention is not None:
+                    att = best.attention[:, : len(ids)]  # (target pieces + EOS, source pieces), padding cut
+                    t.attention = [[round(float(x), 4) for x in row] for row in att.tolist()]
+            out.append(t)
+        return out
+
+    def _text(self, tokens: list[int], words: list[str] | None) -> str:
+        """Target ids to plain text; ``words``: what each unknown piece becomes (in order)."""
+        text = self.tgt_tok.decode([tokens])[0] if words is None else self._copy_words(tokens, words)
+        return text if self.text is None else self.text.target(text, self.options.keep_segmentation)
+
+    def _copy_words(self, tokens: list[int], words: list[str]) -> str:
+        """Decode with each unknown piece replaced by a word of its own (empty: removed)."""
+        segments: list[list[int]] = [[]]
+        for tok in tokens:
+            if tok == UNK:
+                segments.append([])
+            else:
+                segments[-1].append(tok)
+        texts = self.tgt_tok.decode(segments)
+        out = texts[0]
+        for word, seg, seg_text in zip(words, segments[1:], texts[1:]):
+            if word:
+                out += (" " if out else "") + word
+            if seg_text:
+                starts_word = self.tgt_tok.pieces(seg[:1])[0].startswith("\u2581")
+                out += (" " if starts_word and out else "") + seg_text
+        return out
+
+    def _unk_replacements(
+        self, src_ids: list[list[int]], prepared: list[Prepared], hyps: list[list[Hypothesis]]
+    ) -> dict[tuple[int, int], list[str]]:
+        """For every hypothesis with unknown pieces: the source word each one attends to most
+        (OpenNMT-py's replace_unk; the source piece's whole word, as typed). The attention comes
+        from the search when it was kept, else from teacher-forcing the hypothesis once more."""
+        wanted = [(i, n) for i, sent in enumerate(hyps) for n, h in enumerate(sent) if UNK in h.tokens]
+        if not wanted:
+            return {}
+        missing = [(i, n) for i, n in wanted if hyps[i][n].attention is None]
+        forced = force(
+            self.model, [src_ids[i] for i, _ in missing], [hyps[i][n].tokens for i, n in missing], self.device
         )
-        if self.with_attention:
-            t.src_pieces = self.src_tok.pieces(src_ids)
-            t.tgt_pieces = self.tgt_tok.pieces(best.tokens) + ["</s>"]
-            if best.attention is not None:
-                att = best.attention[:, : len(src_ids)]  # (target pieces + EOS, source pieces), padding cut
-                t.attention = [[round(float(x), 4) for x in row] for row in att.tolist()]
-        return t
+        attention = {key: att for key, (_, att) in zip(missing, forced)}
+        out = {}
+        for i, n in wanted:
+            h = hyps[i][n]
+            att = attention.get((i, n), h.attention)  # (target pieces + EOS, source pieces)
+            words = prepared[i].words
+            word_of = _word_index(self.src_tok.pieces(src_ids[i]))
+            picks = []
+            for t, tok in enumerate(h.tokens):
+                if tok == UNK:
+                    j = int(att[t, : len(src_ids[i])].argmax())
+                    w = word_of[j]
+                    picks.append(words[w] if 0 <= w < len(words) else "")
+            out[(i, n)] = picks
+        return out
+
+    # ------------------------------------------------------------------ files
 
     def stream(
         self, raw_lines: Iterable[bytes], name: str, chunk_lines: int, on_batch=None
@@ -202,13 +315,24 @@ class Translator:
             try:
                 chunk.append(self.check_line(raw, name, lineno))
             except NmtError:
-                self.encode(chunk, name, first)  # an earlier line that is too long is reported first
+                self.encode([p.text for p in self.prepare(chunk)], name, first)  # an earlier long line first
                 raise
             if len(chunk) >= chunk_lines:
-                yield from self.translate(chunk, name, first, on_batch)
+                yield from self.translate_detailed(chunk, name, first, on_batch)
                 chunk, first = [], lineno + 1
         if chunk:
-            yield from self.translate(chunk, name, first, on_batch)
+            yield from self.translate_detailed(chunk, name, first, on_batch)
+
+
+def _word_index(pieces: list[str]) -> list[int]:
+    """For each SentencePiece piece, the index of the word it belongs to (a piece starting with
+    U+2581 starts a word)."""
+    out, w = [], -1
+    for p in pieces:
+        if p.startswith("\u2581") or w < 0:
+            w += 1
+        out.append(w)
+    return out
 
 
 def _num(x: float) -> float | None:

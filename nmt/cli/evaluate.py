@@ -20,9 +20,8 @@ from nmt.config import (
 )
 from nmt.data.corpus import data_path, read_lines, read_parallel
 from nmt.metrics import Score, score_all
-from nmt.model.io import load_model
 from nmt.runtime import hardware, resolve_device, set_threads
-from nmt.translator import Translator
+from nmt.translator import Options, Translator, load_translator
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +48,21 @@ def evaluate_files(cfg: EvaluateJob) -> dict:
 def evaluate_checkpoint(cfg: EvaluateJob) -> dict:
     device = resolve_device(cfg.device)
     set_threads(cfg.num_threads)
-    model, src_tok, tgt_tok, ckpt = load_model(cfg.ckpt, device)
+    options = Options(
+        batch_size=cfg.batch_size,
+        max_sentences=cfg.max_sentences,
+        max_input_len=cfg.max_input_len,
+        on_bad_line=cfg.on_bad_line,
+        replace_unk=cfg.replace_unk,
+    )
+    translator, ckpt = load_translator(cfg.ckpt, device, cfg.search, options)
     lang = cfg.lang or ckpt["config"]["data"]["tgt_lang"]
     if cfg.src or cfg.ref:
         if not (cfg.src and cfg.ref):
             raise NmtError("with ckpt=, give both src=FILE and ref=FILE, or test_sets=[...]")
         sets = {
             Path(cfg.src).name: TestSetConfig(
-                str(Path(cfg.src).resolve()), str(Path(cfg.ref).resolve()), cfg.segmented
+                str(Path(cfg.src).resolve()), str(Path(cfg.ref).resolve()), cfg.segmented, cfg.processed
             )
         }
     else:
@@ -67,17 +73,6 @@ def evaluate_checkpoint(cfg: EvaluateJob) -> dict:
                 f"unknown test set(s) {', '.join(unknown)}; known: {', '.join(cfg.data.test_sets)}"
             )
         sets = {n: cfg.data.test_sets[n] for n in names}
-    translator = Translator(
-        model,
-        src_tok,
-        tgt_tok,
-        cfg.search,
-        device,
-        cfg.batch_size,
-        max_input_len=cfg.max_input_len,
-        on_bad_line=cfg.on_bad_line,
-        max_sentences=cfg.max_sentences,
-    )
     if cfg.alphas:
         return sweep_alpha(translator, cfg, sets, lang, device)
     rows = [evaluate_set(translator, name, ts, cfg, lang) for name, ts in sets.items()]
@@ -101,8 +96,12 @@ def evaluate_set(translator: Translator, name: str, ts: TestSetConfig, cfg: Eval
     if cfg.first > 0:
         src, refs = src[: cfg.first], refs[: cfg.first]
         name = f"{name} (first {len(src)})"
+    # a segmented reference is scored on the segmented output too; raw input is prepared, a
+    # test set already in the corpus's form is not
+    translator.options = replace(translator.options, keep_segmentation=ts.segmented, processed=ts.processed)
     start = time.perf_counter()
-    hyps = [t.text for t in translator.translate(src, str(src_path))]
+    out = translator.translate_detailed(src, str(src_path))
+    hyps = [t.text for t in out]
     secs = time.perf_counter() - start
     row = {
         "test_set": name,
@@ -111,6 +110,8 @@ def evaluate_set(translator: Translator, name: str, ts: TestSetConfig, cfg: Eval
         "sentences_per_second": round(len(src) / max(secs, 1e-9), 1),
         "src": str(src_path),
         "ref": str(ref_path),
+        "unknown_pieces": sum(t.unknown for t in out),  # in the model's outputs
+        "unknown_left": sum(t.unknown_left for t in out),  # in the scored text
     }
     if cfg.hyp_dir:
         row["hyp"] = str(Path(cfg.hyp_dir) / f"{name}.hyp")

@@ -10,8 +10,9 @@ import logging
 from nmt import NmtError
 from nmt.cli.common import hydra_cli
 from nmt.config import InspectJob, SearchConfig
+from nmt.data.text import TextProcessor
 from nmt.introspect import plot, trace
-from nmt.model.io import load_model
+from nmt.model.io import data_config, load_model
 from nmt.runtime import resolve_device
 from nmt.search import search
 
@@ -20,8 +21,9 @@ log = logging.getLogger(__name__)
 
 def task(cfg: InspectJob) -> None:
     device = resolve_device(cfg.device)
-    model, src_tok, tgt_tok, _ = load_model(cfg.ckpt, device)
-    src_ids = src_tok.encode([cfg.text])[0]
+    model, src_tok, tgt_tok, ck = load_model(cfg.ckpt, device)
+    text = TextProcessor.from_data(data_config(ck, cfg.ckpt))
+    src_ids = src_tok.encode([text.source(cfg.text).text])[0]
     if not src_ids:
         raise NmtError("text= is empty")
     if cfg.target is None:
@@ -32,11 +34,11 @@ def task(cfg: InspectJob) -> None:
         )[0][0]
         tgt_ids = hyp.tokens
     else:
-        tgt_ids = tgt_tok.encode([cfg.target])[0]
+        tgt_ids = tgt_tok.encode([text.target_corpus(cfg.target)])[0]
     tr = trace(model, src_ids, tgt_ids, src_tok.pieces(src_ids), tgt_tok.pieces(tgt_ids))
     plot(tr, cfg.output, cfg.units)
     print(
-        f"source: {cfg.text}\ntarget: {tgt_tok.decode([tgt_ids])[0]}  (log-prob {float(tr.log_probs.sum()):.2f})"
+        f"source: {cfg.text}\ntarget: {text.target(tgt_tok.decode([tgt_ids])[0])}  (log-prob {float(tr.log_probs.sum()):.2f})"
     )
     for i, layer in enumerate(tr.layers):
         sat = layer.saturation()

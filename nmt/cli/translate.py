@@ -21,9 +21,8 @@ from tqdm import tqdm
 from nmt import NmtError
 from nmt.cli.common import hydra_cli
 from nmt.config import OutputFormat, TranslateJob, validate_translate
-from nmt.model.io import load_model
 from nmt.runtime import resolve_device, set_threads
-from nmt.translator import Translation, Translator, read_raw_lines
+from nmt.translator import Options, Translation, Translator, load_translator, read_raw_lines
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ def interactive(translator: Translator, fmt: OutputFormat) -> None:
             print(file=sys.stderr)
             return
         lineno += 1
-        t = translator.translate([line], "<stdin>", lineno)[0]
+        t = translator.translate_detailed([line], "<stdin>", lineno)[0]
         print(format_line(t, fmt, lineno), flush=True)
         for s, score, _ in t.nbest[1:]:
             print(f"  [{score:.3f}] {s}", file=sys.stderr)
@@ -68,19 +67,16 @@ def task(cfg: TranslateJob) -> None:
     validate_translate(cfg)
     device = resolve_device(cfg.device)
     set_threads(cfg.num_threads)
-    model, src_tok, tgt_tok, _ = load_model(cfg.ckpt, device)
-    translator = Translator(
-        model,
-        src_tok,
-        tgt_tok,
-        cfg.search,
-        device,
-        cfg.batch_size,
-        cfg.max_input_len,
-        cfg.on_bad_line,
-        cfg.with_attention,
-        cfg.max_sentences,
+    options = Options(
+        batch_size=cfg.batch_size,
+        max_sentences=cfg.max_sentences,
+        max_input_len=cfg.max_input_len,
+        on_bad_line=cfg.on_bad_line,
+        with_attention=cfg.with_attention,
+        keep_segmentation=cfg.keep_segmentation,
+        replace_unk=cfg.replace_unk,
     )
+    translator, _ = load_translator(cfg.ckpt, device, cfg.search, options)
     is_interactive = (
         cfg.interactive if cfg.interactive is not None else cfg.input == "-" and sys.stdin.isatty()
     )
@@ -101,10 +97,12 @@ def task(cfg: TranslateJob) -> None:
         )
         start, n = time.perf_counter(), 0
         out = stack.enter_context(_Output(cfg.output))
+        unknown = 0
         for n, t in enumerate(
             translator.stream(read_raw_lines(src), name, cfg.chunk_lines, bar.update), start=1
         ):
             out.write(format_line(t, cfg.format, n) + "\n")
+            unknown += t.unknown
     secs = time.perf_counter() - start
     log.info(
         "translated %d lines in %.1fs (%.1f sentences/s)%s",
@@ -113,6 +111,13 @@ def task(cfg: TranslateJob) -> None:
         n / max(secs, 1e-9),
         "" if cfg.output == "-" else f" -> {cfg.output}",
     )
+    if unknown:
+        how = (
+            "replaced with the source words they attend to"
+            if cfg.replace_unk
+            else "left as they are (replace_unk=false)"
+        )
+        log.info("%d unknown target pieces %s", unknown, how)
 
 
 class _Output:

@@ -22,6 +22,7 @@ import numpy as np
 
 from nmt import NmtError
 from nmt.config import DataConfig, TokenizerConfig, character_coverage, repo_root
+from nmt.data.text import TextProcessor
 from nmt.data.tokenizer import Tokenizer, train_sentencepiece
 
 log = logging.getLogger(__name__)
@@ -205,11 +206,13 @@ def _cache_key(data: DataConfig, tok: TokenizerConfig) -> dict:
                     f"{p}: file not found (data.corpus={data.corpus}, data.{split}={getattr(data, split)})"
                 )
             files[str(p)] = {"bytes": p.stat().st_size, "sha1": file_digest(p)}
-    keep = ("src_lang", "tgt_lang", "max_len", "max_len_ratio", "max_train_pairs")
+    keep = ("src_lang", "tgt_lang", "max_len", "max_len_ratio", "max_train_pairs", "processed")
+    text = {side: {k: getattr(v, "value", v) for k, v in dataclasses.asdict(getattr(data, side)).items()}
+            for side in ("src_text", "tgt_text")}  # fmt: skip
     return {
         "format": CACHE_FORMAT,
         "files": files,
-        "data": {k: getattr(data, k) for k in keep},
+        "data": {**{k: getattr(data, k) for k in keep}, **text},
         "tokenizer": {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(tok).items()},
     }
 
@@ -256,11 +259,17 @@ def prepare(data: DataConfig, tok: TokenizerConfig, out_dir: Path, force: bool =
             log.info("inputs or settings changed since the last prepare: preparing again")
 
     raw = {}
+    processor = TextProcessor.from_data(data)
+    if not data.processed and (processor.changes_source or processor.changes_target):
+        log.info("bringing the corpus to the form data.src_text / data.tgt_text describe")
     for split in ("train", "dev", "test"):
         sp, tp = split_paths(data, split)
         src, tgt = read_parallel(sp, tp)
         if split == "train" and data.max_train_pairs > 0:
             src, tgt = src[: data.max_train_pairs], tgt[: data.max_train_pairs]
+        if not data.processed and (processor.changes_source or processor.changes_target):
+            src = [processor.source(line).text for line in src]
+            tgt = [processor.target_corpus(line) for line in tgt]
         keep = [i for i, (s, t) in enumerate(zip(src, tgt)) if s.strip() and t.strip()]
         raw[split] = (src, tgt, keep)
         log.info(

@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 
 import nmt
 from nmt import NmtError
-from nmt.config import ModelConfig
+from nmt.config import DataConfig, ModelConfig
 from nmt.data.tokenizer import Tokenizer
 from nmt.model.seq2seq import Seq2Seq
 
@@ -107,6 +107,17 @@ def model_config(ckpt: dict[str, Any], path: Path | str = "checkpoint") -> Model
     except Exception as e:  # noqa: BLE001
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise NmtError(f"{path}: its model config does not fit this nmt version ({first})") from None
+
+
+def data_config(ckpt: dict[str, Any], path: Path | str = "checkpoint") -> DataConfig:
+    """The data config a checkpoint was trained with (its languages and text processing);
+    checkpoints of older versions get the defaults for what they lack."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(DataConfig), ckpt["config"]["data"])
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except Exception as e:  # noqa: BLE001
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise NmtError(f"{path}: its data config does not fit this nmt version ({first})") from None
 
 
 def tokenizers(ckpt: dict[str, Any], path: Path | str = "checkpoint") -> tuple[Tokenizer, Tokenizer]:

@@ -10,6 +10,7 @@ import torch
 from nmt.config import SearchConfig, SearchMethod, TrainJob
 from nmt.data.batching import batch_indices, make_batch
 from nmt.data.corpus import EncodedSplit, read_lines, split_paths
+from nmt.data.text import TextProcessor
 from nmt.data.tokenizer import Tokenizer
 from nmt.metrics import bleu, default_tokenize
 from nmt.model.seq2seq import Seq2Seq
@@ -61,6 +62,9 @@ def validate(
             hyps = decode_ids(model, [dev.src(i) for i in range(n)], greedy, device, batch_tokens)
         texts = tgt_tok.decode([h[0].tokens for h in hyps])
         tok = "none" if cfg.data.segmented else default_tokenize(cfg.data.tgt_lang)
+        if not cfg.data.segmented:  # the references are raw text: undo a target tokenisation
+            processor = TextProcessor.from_data(cfg.data)
+            texts = [processor.target(t) for t in texts]
         s = bleu(texts, refs[:n], tok)
         out.update(dev_bleu=s.score, bleu_signature=s.signature, example=texts[0] if texts else "")
     model.train(was_training)

@@ -66,7 +66,7 @@ def test_cli_translates_like_the_library(toy_run: ToyRun, tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr.decode()
     records = [json.loads(line) for line in proc.stdout.decode().splitlines()]
     model, src_tok, tgt_tok, _ = load_model(toy_run.best, torch.device("cpu"))
-    want = Translator(model, src_tok, tgt_tok, BEAM, torch.device("cpu")).translate(lines)
+    want = Translator(model, src_tok, tgt_tok, BEAM, torch.device("cpu")).translate_detailed(lines)
     assert [r["translation"] for r in records] == [t.text for t in want]
     assert [r["score"] for r in records] == pytest.approx([t.score for t in want], abs=1e-4)
 
@@ -241,3 +241,33 @@ def test_cfg_job_prints_the_resolved_config(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr.decode()
     out = proc.stdout.decode()
     assert "ckpt: x.pt" in out and "beam_size: 7" in out
+
+
+def test_a_checkpoint_carries_its_text_processing(toy_run: ToyRun, tmp_path: Path) -> None:
+    """A model whose corpus was lowercased and Moses-tokenised reads text as people type it."""
+    from nmt.model.io import load_checkpoint, save_checkpoint
+
+    ck = load_checkpoint(toy_run.best)
+    ck["config"]["data"]["src_text"] = {"normalize": "nfkc", "pretokenize": "moses", "lowercase": True}
+    processing = tmp_path / "processing.pt"
+    save_checkpoint(
+        processing, {k: v for k, v in ck.items() if k not in ("format", "version", "nmt_version")}
+    )
+    plain = [s for s, _ in PAIRS[:4]]
+    typed = [s.capitalize() + "!" if i % 2 else "ＲＥＤ " + s.upper() for i, s in enumerate(plain)]
+    typed_ids = [("red " + s) if i % 2 == 0 else s for i, s in enumerate(plain)]
+    proc = run_cli(
+        "translate", f"ckpt={processing}", cwd=toy_run.root, stdin="".join(t + "\n" for t in typed).encode()
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    want = run_cli(
+        "translate",
+        f"ckpt={toy_run.best}",
+        cwd=toy_run.root,
+        stdin="".join(t + "\n" for t in typed_ids).encode(),
+    )
+    got, expected = proc.stdout.decode().splitlines(), want.stdout.decode().splitlines()
+    assert (
+        got[0] == expected[0] and got[2] == expected[2]
+    )  # NFKC + lowercase: "ＲＥＤ RED CAT" -> "red red cat"
+    assert all(g for g in got)

@@ -10,11 +10,12 @@ import torch
 
 from nmt import NmtError
 from nmt.config import BadLine, LengthPenalty, SearchConfig, SearchMethod
-from nmt.data.tokenizer import Tokenizer
+from nmt.data.tokenizer import EOS, UNK, Tokenizer
 from nmt.data.toy import make_pairs
 from nmt.model.seq2seq import Seq2Seq
-from nmt.translator import Translator, decode_ids, read_raw_lines
+from nmt.translator import Options, Translator, decode_ids, read_raw_lines
 from tests.helpers import tiny_model_config
+from tests.unit.fake_model import FakeModel, Scenario
 
 CPU = torch.device("cpu")
 LINES = [s for s, _ in make_pairs(24, seed=3)]
@@ -42,16 +43,17 @@ def translator(
     **search: object,
 ) -> Translator:
     cfg = SearchConfig(method=SearchMethod(method), **LIMIT, **search)  # type: ignore[arg-type]
-    return Translator(model, toks[0], toks[1], cfg, CPU, batch_size, max_input_len, on_bad_line)
+    options = Options(batch_size=batch_size, max_input_len=max_input_len, on_bad_line=on_bad_line)
+    return Translator(model, toks[0], toks[1], cfg, CPU, options)
 
 
 @pytest.mark.parametrize("method", ["greedy", "beam"])
 def test_one_output_per_line_in_order(model: Seq2Seq, toy_tokenizers: tuple, method: str) -> None:
     tr = translator(model, toy_tokenizers, method)
     lines = LINES[:6] + [""] + LINES[6:12] + ["   ", ""] + LINES[12:]
-    out = tr.translate(lines, "in.txt")
+    out = tr.translate_detailed(lines, "in.txt")
     assert len(out) == len(lines)
-    alone = [tr.translate([line])[0] for line in lines]
+    alone = [tr.translate_detailed([line])[0] for line in lines]
     assert [t.text for t in out] == [t.text for t in alone]
     assert [t.score for t in out] == pytest.approx([t.score for t in alone], abs=1e-9)
 
@@ -72,7 +74,7 @@ def test_sampling_follows_the_line_not_the_batch(model: Seq2Seq, toy_tokenizers:
 
 
 def test_blank_lines_give_empty_translations_without_the_model(model: Seq2Seq, toy_tokenizers: tuple) -> None:
-    out = translator(model, toy_tokenizers).translate(["", "  ", "\t", LINES[0]])
+    out = translator(model, toy_tokenizers).translate_detailed(["", "  ", "\t", LINES[0]])
     assert [t.text for t in out[:3]] == ["", "", ""]
     assert all(t.score is None and t.log_prob is None and t.nbest == [] for t in out[:3])
     assert out[3].score is not None
@@ -87,18 +89,18 @@ def test_only_blank_lines_never_reach_the_model(toy_tokenizers: tuple) -> None:
 
     cfg = SearchConfig(method=SearchMethod.beam)
     tr = Translator(NoModel(), toy_tokenizers[0], toy_tokenizers[1], cfg, CPU)  # type: ignore[arg-type]
-    assert [t.text for t in tr.translate(["", " ", ""])] == ["", "", ""]
+    assert tr.translate(["", " ", ""]) == ["", "", ""]
     assert tr.translate([]) == []
 
 
 def test_output_never_contains_a_newline(model: Seq2Seq, toy_tokenizers: tuple) -> None:
-    out = translator(model, toy_tokenizers).translate(LINES)
+    out = translator(model, toy_tokenizers).translate_detailed(LINES)
     assert all("\n" not in t.text and "\r" not in t.text for t in out)
 
 
 def test_nbest_is_best_first(model: Seq2Seq, toy_tokenizers: tuple) -> None:
     tr = translator(model, toy_tokenizers, "beam", beam_size=4, nbest=3, length_penalty=LengthPenalty.gnmt)
-    for t in tr.translate(LINES[:8]):
+    for t in tr.translate_detailed(LINES[:8]):
         assert len(t.nbest) == 3
         assert t.nbest[0] == (t.text, t.score, t.log_prob)
         scores = [s for _, s, _ in t.nbest]
@@ -109,7 +111,7 @@ def test_too_long_line_is_an_error_naming_the_line(model: Seq2Seq, toy_tokenizer
     tr = translator(model, toy_tokenizers, max_input_len=12)
     long_line = " ".join(["red cat"] * 20)
     with pytest.raises(NmtError) as e:
-        tr.translate([LINES[0], LINES[1], long_line], "doc.en", first_lineno=41)
+        tr.translate_detailed([LINES[0], LINES[1], long_line], "doc.en", first_lineno=41)
     msg = str(e.value)
     assert "doc.en:43:" in msg and "max_input_len=12" in msg
 
@@ -120,7 +122,7 @@ def test_too_long_line_is_truncated_with_a_warning_on_fix(
     tr = translator(model, toy_tokenizers, on_bad_line=BadLine.fix, max_input_len=12)
     long_line = " ".join(["red cat"] * 20)
     with caplog.at_level(logging.WARNING, logger="nmt"):
-        out = tr.translate([LINES[0], long_line], "doc.en")
+        out = tr.translate_detailed([LINES[0], long_line], "doc.en")
     assert len(out) == 2
     assert "doc.en:2" in caplog.text and "truncated to 12" in caplog.text
     # the same as translating the first 12 pieces
@@ -181,11 +183,73 @@ def test_read_raw_lines_splits_on_newline_bytes_only() -> None:
 
 def test_attention_output_matches_the_pieces(model: Seq2Seq, toy_tokenizers: tuple) -> None:
     cfg = SearchConfig(method=SearchMethod.beam, beam_size=3, **LIMIT)
-    tr = Translator(model, toy_tokenizers[0], toy_tokenizers[1], cfg, CPU, with_attention=True)
-    [short, long] = tr.translate([LINES[0], LINES[1] + " " + LINES[2]])
+    tr = Translator(model, toy_tokenizers[0], toy_tokenizers[1], cfg, CPU, Options(with_attention=True))
+    [short, long] = tr.translate_detailed([LINES[0], LINES[1] + " " + LINES[2]])
     for t in (short, long):
         assert t.src_pieces is not None and t.tgt_pieces is not None and t.attention is not None
         assert t.tgt_pieces[-1] == "</s>"
         assert len(t.attention) == len(t.tgt_pieces)
         assert all(len(row) == len(t.src_pieces) for row in t.attention)
         assert all(sum(row) == pytest.approx(1.0, abs=1e-3) for row in t.attention)
+
+
+# --------------------------------------------------------------------------- unknown pieces
+
+
+def unk_translator(
+    toks: tuple[Tokenizer, Tokenizer], line: str, attend: int, **options: object
+) -> Translator:
+    """A scripted model that writes an unknown piece attending to source position ``attend``, then
+    target piece 4, then ends; the scenario is keyed by the line's first source piece."""
+    first = toks[0].encode([line])[0][0]
+
+    def attention(prefix: tuple[int, ...], n: int) -> list[float]:
+        return [1.0 if j == attend else 0.0 for j in range(n)] if prefix == () else [1.0 / n] * n
+
+    scenario = Scenario({(): {UNK: 0.9, EOS: 0.1}, (UNK,): {4: 0.9, EOS: 0.1}}, attention=attention)
+    cfg = SearchConfig(method=SearchMethod.beam, beam_size=2, **LIMIT)
+    return Translator(FakeModel({first: scenario}), toks[0], toks[1], cfg, CPU, Options(**options))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("attend", [0, 1, 2])
+def test_an_unknown_piece_becomes_the_source_word_it_attends_to(toy_tokenizers: tuple, attend: int) -> None:
+    line = "red cat big"
+    tr = unk_translator(toy_tokenizers, line, attend)
+    [t] = tr.translate_detailed([line])
+    piece4 = toy_tokenizers[1].decode([[4]])[0]
+    assert t.text == f"{line.split()[attend]} {piece4}".strip()
+    assert t.unknown == 1 and t.unknown_left == 0 and "\u2047" not in t.text
+
+
+def test_replace_unk_off_keeps_the_raw_output(toy_tokenizers: tuple) -> None:
+    tr = unk_translator(toy_tokenizers, "red cat big", 1, replace_unk=False)
+    [t] = tr.translate_detailed(["red cat big"])
+    assert "\u2047" in t.text and t.unknown == t.unknown_left == 1
+
+
+def test_the_copied_word_keeps_the_case_it_was_typed_in(toy_tokenizers: tuple) -> None:
+    """With the text processing of a lowercasing model, the copy is the word as typed."""
+    from nmt.config import DataConfig, Pretokenize, TextConfig
+    from nmt.data.text import TextProcessor
+
+    data = DataConfig(
+        name="x", corpus="x", src_text=TextConfig(pretokenize=Pretokenize.moses, lowercase=True)
+    )
+    tr = unk_translator(toy_tokenizers, "red cat big", 1)
+    tr.text = TextProcessor.from_data(data)
+    [t] = tr.translate_detailed(["Red Cat big"])
+    assert t.text.startswith("Cat")
+
+
+def test_search_attention_and_teacher_forced_attention_agree(model: Seq2Seq, toy_tokenizers: tuple) -> None:
+    from nmt.search.forced import force
+
+    tr = translator(model, toy_tokenizers, "beam", beam_size=3)
+    tr.options = Options(with_attention=True)
+    ids = toy_tokenizers[0].encode(LINES[:6])
+    hyps = decode_ids(model, ids, tr.cfg, CPU, with_attention=True)
+    forced = force(model, ids, [h[0].tokens for h in hyps], CPU)
+    for (lp, att), h in zip(forced, hyps):
+        assert h[0].attention is not None
+        torch.testing.assert_close(att, h[0].attention[:, : att.size(1)].float(), atol=1e-6, rtol=1e-5)
+        assert float(lp.sum()) == pytest.approx(h[0].log_prob, abs=1e-9)
