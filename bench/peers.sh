@@ -17,8 +17,11 @@ export PEERS_DIR PEERS_WORK=${PEERS_WORK:-/tmp/nmt-peers} TRAIN_SECONDS=${TRAIN_
 BIN="$VIRTUAL_ENV/bin"
 # run inside $PEERS_WORK/runs/ours, where data/ links to small_parallel_enja
 export OURS_TRAIN_CMD="$BIN/nmt-train experiment=peers_small run_dir=nmt data.root=. data.corpus=data"
+# test.en is the corpus's own (tokenised, lowercased) text and the reference is segmented: the
+# same form in and out as the peers (processed=true keep_segmentation=true)
 export OURS_DECODE_CMD="$BIN/nmt-translate ckpt=nmt/checkpoints/last.pt input=data/test.en output={out} \
-search=\$([ {beam} = 1 ] && echo greedy || echo beam) search.beam_size={beam} max_sentences={bs} batch_size=1000000"
+search=\$([ {beam} = 1 ] && echo greedy || echo beam) search.beam_size={beam} max_sentences={bs} batch_size=1000000 \
+processed=true keep_segmentation=true"
 stages=${*:-install onmt_train onmt_decode joey_train joey_decode ours_train ours_decode ratios}
 for stage in $stages; do
   echo "=== $stage ($(date +%H:%M:%S))"

@@ -61,10 +61,15 @@ class Schedule(str, Enum):
 
 
 class Precision(str, Enum):
-    auto = "auto"  # bf16 autocast on CUDA when supported, else fp32
+    auto = "auto"  # bf16 autocast where the hardware has native bf16 (CUDA; CPUs with AMX or AVX512-BF16), else fp32
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"  # CUDA only, with dynamic loss scaling
+
+
+class Quantize(str, Enum):
+    none = "none"
+    int8 = "int8"  # dynamic quantization: int8 weights, activations quantized per batch (CPU only)
 
 
 class BatchType(str, Enum):
@@ -92,6 +97,13 @@ class Pretokenize(str, Enum):
 class Normalize(str, Enum):
     none = "none"
     nfkc = "nfkc"  # Unicode NFKC: full-width ASCII to ASCII, compatibility characters folded
+
+
+class BeamStop(str, Enum):
+    """When a sentence's beam search ends (before its length limit)."""
+
+    exact = "exact"  # when no alive hypothesis can still beat the n-th best finished one
+    first_k = "first_k"  # when beam-size hypotheses have finished (fairseq's rule)
 
 
 class OutputFormat(str, Enum):
@@ -233,6 +245,7 @@ class SearchConfig:
     max_len_b: int = 10
     min_len: int = 0  # no EOS before this many pieces
     no_repeat_ngram: int = 0  # forbid repeating any n-gram of this size (0: off)
+    stop: BeamStop = BeamStop.exact  # beam: when a sentence is done
     temperature: float = 1.0  # sampling: softmax(logits / T)
     top_k: int = 0  # sampling: keep the k most likely pieces (0: all)
     seed: int = 1234  # sampling
@@ -272,7 +285,11 @@ class TranslateJob:
     max_input_len: int = 250  # source pieces; longer lines are handled by on_bad_line
     on_bad_line: BadLine = BadLine.error
     keep_segmentation: bool = False  # print the target as the model makes it (segmented, tokenised)
+    processed: bool = False  # the input is already in the model's form (its corpus's own test set)
     replace_unk: bool = True  # an unknown target piece becomes the source word it attends to most
+    precision: Precision = Precision.auto  # bf16 autocast where the hardware has it natively
+    quantize: Quantize = Quantize.none  # int8: dynamically quantized linear layers and LSTMs (CPU)
+    compile: bool = False  # torch.compile the decoder step (CUDA graphs on a GPU); off until measured
     interactive: bool | None = None  # None: when stdin is a terminal and input is -
     progress: bool | None = None  # None: when stderr is a terminal
     num_threads: int = 0  # CPU threads (0: PyTorch's default; 1 on a machine busy with other work)
@@ -295,6 +312,9 @@ class EvaluateJob:
     segmented: bool = False  # hyp/ref are word-segmented: also report -tok none on them as given
     processed: bool = False  # src= is already in the model's input form (like its training corpus)
     replace_unk: bool = True  # an unknown target piece becomes the source word it attends to most
+    precision: Precision = Precision.auto  # bf16 autocast where the hardware has it natively
+    quantize: Quantize = Quantize.none  # int8: dynamically quantized linear layers and LSTMs (CPU)
+    compile: bool = False  # torch.compile the decoder step (CUDA graphs on a GPU); off until measured
     batch_size: int = 4096  # source tokens per batch (x beam size)
     max_sentences: int = 0  # and at most this many sentences per batch (0: no cap)
     max_input_len: int = 1000  # source pieces; longer lines are handled by on_bad_line
@@ -346,17 +366,25 @@ def describe(cfg: object) -> str:
     )
 
 
-def register_configs() -> None:
-    """Store the job schemas in Hydra's ConfigStore (called by each CLI before composing)."""
+SCHEMAS: dict[str, type] = {
+    "train_schema": TrainJob,
+    "translate_schema": TranslateJob,
+    "evaluate_schema": EvaluateJob,
+    "average_schema": AverageJob,
+    "card_schema": CardJob,
+    "inspect_schema": InspectJob,
+}
+
+
+def register_configs(only: str | None = None) -> None:
+    """Store the job schemas (or the one named ``only``) in Hydra's ConfigStore (called by each CLI
+    before composing)."""
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
-    cs.store(name="train_schema", node=TrainJob)
-    cs.store(name="translate_schema", node=TranslateJob)
-    cs.store(name="evaluate_schema", node=EvaluateJob)
-    cs.store(name="average_schema", node=AverageJob)
-    cs.store(name="card_schema", node=CardJob)
-    cs.store(name="inspect_schema", node=InspectJob)
+    for name, node in SCHEMAS.items():
+        if only is None or name == only:
+            cs.store(name=name, node=node)
 
 
 # ----------------------------------------------------------------------------- checks

@@ -29,10 +29,37 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return dev
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bf16(device: torch.device) -> str | None:
+    """Why bf16 is fast on this device (the instructions that compute it), or None if it is not."""
+    if device.type == "cuda":
+        return "CUDA bf16" if torch.cuda.is_bf16_supported() else None
+    flags = cpu_flags()
+    found = [
+        name for flag, name in (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16")) if flag in flags
+    ]
+    return " and ".join(found) or None
+
+
 def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for a precision setting on a device; None means plain float32."""
+    """The autocast dtype for a precision setting on a device; None means plain float32.
+
+    ``auto``: bf16 where the hardware computes it natively (CUDA with bf16; CPUs with AMX-BF16 or
+    AVX512-BF16, where oneDNN's bf16 matrix products run about twice as fast as float32 ones),
+    float32 elsewhere (on a CPU without them bf16 is emulated and slower than float32)."""
     if precision == Precision.auto:
-        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+        return torch.bfloat16 if native_bf16(device) else None
     if precision == Precision.fp16 and device.type != "cuda":
         raise NmtError("precision=fp16 needs CUDA (on CPU use fp32 or bf16)")
     return {Precision.fp32: None, Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}[precision]
@@ -66,6 +93,16 @@ def tune_allocator() -> bool:
 def set_threads(n: int) -> None:
     if n > 0:
         torch.set_num_threads(n)
+
+
+def describe_precision(precision: Precision, device: torch.device) -> str:
+    """One line for the log: the precision used, and why (for ``auto``)."""
+    dtype = autocast_dtype(precision, device)
+    used = "fp32" if dtype is None else str(dtype).replace("torch.", "") + " autocast"
+    if precision != Precision.auto:
+        return used
+    why = native_bf16(device)
+    return f"{used} (precision=auto: " + (f"{why} found)" if why else "no native bf16 on this device)")
 
 
 def hardware(device: torch.device) -> str:

@@ -23,12 +23,15 @@ import numpy as np
 import torch
 
 from nmt import NmtError
-from nmt.config import BadLine, SearchConfig
+from nmt.config import BadLine, Precision, Quantize, SearchConfig
 from nmt.data.batching import batch_indices, pad
 from nmt.data.corpus import decode_utf8_line
 from nmt.data.text import Prepared, TextProcessor
 from nmt.data.tokenizer import UNK, Tokenizer
-from nmt.model.io import data_config, load_model
+from nmt.model.capture import CapturedModel
+from nmt.model.io import load_model, text_processing
+from nmt.model.quantize import quantize_int8
+from nmt.runtime import autocast, autocast_dtype
 from nmt.search import Hypothesis, SearchModel, search
 from nmt.search.forced import force
 
@@ -60,6 +63,9 @@ class Options:
     keep_segmentation: bool = False  # the target as the model writes it (segmented, tokenised)
     replace_unk: bool = True  # unknown target pieces -> the source word they attend to most
     processed: bool = False  # inputs are already in the model's form (a corpus's own test set)
+    precision: Precision = Precision.auto  # bf16 autocast where the hardware has it natively
+    quantize: Quantize = Quantize.none  # int8 dynamically quantized model (CPU)
+    compile: bool = False  # torch.compile the decoder step (nmt/model/capture.py)
 
 
 def decode_ids(
@@ -105,9 +111,17 @@ def load_translator(
 ) -> tuple[Translator, dict]:
     """A Translator for a checkpoint file (its model, tokenizers and text processing), and the
     checkpoint dict."""
+    options = options or Options()
     model, src_tok, tgt_tok, ck = load_model(ckpt, device)
-    text = TextProcessor.from_data(data_config(ck, ckpt))
-    return Translator(model, src_tok, tgt_tok, cfg, device, options, text), ck
+    if options.quantize == Quantize.int8:
+        if options.precision == Precision.bf16:
+            raise NmtError(
+                "quantize=int8 computes in int8 and float32: it does not combine with precision=bf16"
+            )
+        model = quantize_int8(model, device)
+    search_model: SearchModel = CapturedModel(model, device) if options.compile else model
+    text = TextProcessor.from_data(text_processing(ck, ckpt))
+    return Translator(search_model, src_tok, tgt_tok, cfg, device, options, text), ck
 
 
 class Translator:
@@ -130,6 +144,12 @@ class Translator:
         self.model, self.src_tok, self.tgt_tok, self.cfg, self.device = model, src_tok, tgt_tok, cfg, device
         self.options = options or Options()
         self.text = text
+
+    def autocast(self):  # noqa: ANN201
+        """The autocast context of ``options.precision`` (none for an int8 model)."""
+        if self.options.quantize == Quantize.int8:
+            return autocast(self.device, None)
+        return autocast(self.device, autocast_dtype(self.options.precision, self.device))
 
     # ------------------------------------------------------------------ input
 
@@ -196,18 +216,19 @@ class Translator:
                 on_batch(sum(copies[tuple(ids[todo[i]])] for i in positions) if dedupe else len(positions))
 
         o = self.options
-        hyps = decode_ids(
-            self.model,
-            [ids[k] for k in todo],
-            self.cfg,
-            self.device,
-            o.batch_size,
-            o.with_attention,
-            progress,
-            o.max_sentences,
-            keys=[first_lineno + k for k in todo],  # sampling follows the line number, not the batch
-        )
-        results = self._results([ids[k] for k in todo], [prepared[k] for k in todo], hyps)
+        with self.autocast():
+            hyps = decode_ids(
+                self.model,
+                [ids[k] for k in todo],
+                self.cfg,
+                self.device,
+                o.batch_size,
+                o.with_attention,
+                progress,
+                o.max_sentences,
+                keys=[first_lineno + k for k in todo],  # sampling follows the line number, not the batch
+            )
+            results = self._results([ids[k] for k in todo], [prepared[k] for k in todo], hyps)
         out = [Translation("", None, None) for _ in lines]
         for k, t in zip(todo, results):
             out[k] = t

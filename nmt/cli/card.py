@@ -219,7 +219,7 @@ def task(cfg: CardJob) -> None:
     print(md)
 
 
-main = hydra_cli("card", task)
+main = hydra_cli("card", task, direct=True)
 
 if __name__ == "__main__":
     main()

@@ -15,9 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
@@ -43,10 +40,21 @@ def to_job(cfg: DictConfig) -> Any:
 
 def run_dir() -> Path:
     """The job's output directory: ``run_dir`` for one run, a subfolder per job with ``-m``."""
+    from hydra.core.hydra_config import HydraConfig
+
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-def hydra_cli(config_name: str, task: Callable[[Any], None]) -> Callable[[], None]:
+def hydra_cli(config_name: str, task: Callable[[Any], None], direct: bool = False) -> Callable[[], None]:
+    """``main()`` of the tool ``nmt-<config_name>``.
+
+    ``direct``: for tools that write no run folder (translate, evaluate, ...): a command line of
+    plain ``key=value`` overrides is composed once, without Hydra where it is simple enough
+    (``nmt/cli/compose.py``), else with Hydra's compose API, and the task runs at once; Hydra's
+    application (``-m`` sweeps, ``--cfg``, ``--help``, ...) still handles every command line with
+    an option. Hydra's application composes the config twice (once to learn the run mode) and
+    sets up a job: on a one-line translation that was most of the start-up after ``import torch``.
+    """
     prog = f"nmt-{config_name}"
 
     def _task(cfg: DictConfig) -> None:
@@ -66,6 +74,13 @@ def hydra_cli(config_name: str, task: Callable[[Any], None]) -> Callable[[], Non
 
     def main() -> None:
         tune_allocator()
+        argv = sys.argv[1:]
+        if direct and not any(a.startswith("-") for a in argv):
+            _run_direct(prog, config_name, argv, _task)
+            return
+        import hydra
+        from hydra.errors import HydraException
+
         register_configs()
         app = hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")(_task)
         if os.environ.get("HYDRA_FULL_ERROR"):  # the user asked for Hydra's full report
@@ -90,6 +105,27 @@ def hydra_cli(config_name: str, task: Callable[[Any], None]) -> Callable[[], Non
             )
 
     return main
+
+
+def _run_direct(
+    prog: str, config_name: str, overrides: list[str], task: Callable[[DictConfig], None]
+) -> None:
+    """Compose once, log like conf/hydra/job_logging/nmt_console.yaml, run the task."""
+    from nmt.cli.compose import compose_simple
+
+    cfg = compose_simple(config_name, overrides)
+    if cfg is None:  # not simple, or not valid: Hydra composes it (and words any error)
+        from hydra import compose, initialize_config_dir
+        from hydra.errors import HydraException
+
+        register_configs(f"{config_name}_schema")
+        try:
+            with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3", job_name=config_name):
+                cfg = compose(config_name=config_name, overrides=overrides)
+        except (HydraException, OmegaConfBaseException) as e:
+            fail(prog, config_error(e))
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    task(cfg)
 
 
 def os_cause(e: BaseException | None) -> OSError | None:

@@ -20,7 +20,7 @@ from nmt.config import (
 )
 from nmt.data.corpus import data_path, read_lines, read_parallel
 from nmt.metrics import Score, score_all
-from nmt.runtime import hardware, resolve_device, set_threads
+from nmt.runtime import describe_precision, hardware, resolve_device, set_threads
 from nmt.translator import Options, Translator, load_translator
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,14 @@ def evaluate_checkpoint(cfg: EvaluateJob) -> dict:
         max_input_len=cfg.max_input_len,
         on_bad_line=cfg.on_bad_line,
         replace_unk=cfg.replace_unk,
+        precision=cfg.precision,
+        quantize=cfg.quantize,
+        compile=cfg.compile,
     )
     translator, ckpt = load_translator(cfg.ckpt, device, cfg.search, options)
+    how = (
+        "int8 (quantize=int8)" if cfg.quantize.value == "int8" else describe_precision(cfg.precision, device)
+    )
     lang = cfg.lang or ckpt["config"]["data"]["tgt_lang"]
     if cfg.src or cfg.ref:
         if not (cfg.src and cfg.ref):
@@ -73,6 +79,7 @@ def evaluate_checkpoint(cfg: EvaluateJob) -> dict:
                 f"unknown test set(s) {', '.join(unknown)}; known: {', '.join(cfg.data.test_sets)}"
             )
         sets = {n: cfg.data.test_sets[n] for n in names}
+    log.info("decoding: %s", how)
     if cfg.alphas:
         return sweep_alpha(translator, cfg, sets, lang, device)
     rows = [evaluate_set(translator, name, ts, cfg, lang) for name, ts in sets.items()]
@@ -80,6 +87,7 @@ def evaluate_checkpoint(cfg: EvaluateJob) -> dict:
     return {
         "checkpoint": cfg.ckpt,
         "search": _search_dict(cfg.search),
+        "decoding": how,
         "hardware": hardware(device),
         "results": rows,
     }
@@ -180,7 +188,7 @@ def task(cfg: EvaluateJob) -> None:
         log.info("results written to %s", out)
 
 
-main = hydra_cli("evaluate", task)
+main = hydra_cli("evaluate", task, direct=True)
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,7 @@ from nmt.cli.common import hydra_cli
 from nmt.config import InspectJob, SearchConfig
 from nmt.data.text import TextProcessor
 from nmt.introspect import plot, trace
-from nmt.model.io import data_config, load_model
+from nmt.model.io import load_model, text_processing
 from nmt.runtime import resolve_device
 from nmt.search import search
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 def task(cfg: InspectJob) -> None:
     device = resolve_device(cfg.device)
     model, src_tok, tgt_tok, ck = load_model(cfg.ckpt, device)
-    text = TextProcessor.from_data(data_config(ck, cfg.ckpt))
+    text = TextProcessor.from_data(text_processing(ck, cfg.ckpt))
     src_ids = src_tok.encode([text.source(cfg.text).text])[0]
     if not src_ids:
         raise NmtError("text= is empty")
@@ -51,7 +51,7 @@ def task(cfg: InspectJob) -> None:
     log.info("wrote %s", cfg.output)
 
 
-main = hydra_cli("inspect", task)
+main = hydra_cli("inspect", task, direct=True)
 
 if __name__ == "__main__":
     main()

@@ -16,12 +16,10 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
-from tqdm import tqdm
-
 from nmt import NmtError
 from nmt.cli.common import hydra_cli
 from nmt.config import OutputFormat, TranslateJob, validate_translate
-from nmt.runtime import resolve_device, set_threads
+from nmt.runtime import describe_precision, resolve_device, set_threads
 from nmt.translator import Options, Translation, Translator, load_translator, read_raw_lines
 
 log = logging.getLogger(__name__)
@@ -74,9 +72,17 @@ def task(cfg: TranslateJob) -> None:
         on_bad_line=cfg.on_bad_line,
         with_attention=cfg.with_attention,
         keep_segmentation=cfg.keep_segmentation,
+        processed=cfg.processed,
         replace_unk=cfg.replace_unk,
+        precision=cfg.precision,
+        quantize=cfg.quantize,
+        compile=cfg.compile,
     )
     translator, _ = load_translator(cfg.ckpt, device, cfg.search, options)
+    log.debug(
+        "decoding: %s",
+        "int8 (quantize=int8)" if cfg.quantize.value == "int8" else describe_precision(cfg.precision, device),
+    )
     is_interactive = (
         cfg.interactive if cfg.interactive is not None else cfg.input == "-" and sys.stdin.isatty()
     )
@@ -92,15 +98,11 @@ def task(cfg: TranslateJob) -> None:
                 raise NmtError(f"{path}: input file not found")
             src, name, total = stack.enter_context(open(path, "rb")), str(path), count_lines(path)
         show = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
-        bar = stack.enter_context(
-            tqdm(total=total, unit="sent", disable=not show, dynamic_ncols=True, desc="translate")
-        )
+        update = (lambda n: None) if not show else _progress_bar(stack, total)
         start, n = time.perf_counter(), 0
         out = stack.enter_context(_Output(cfg.output))
         unknown = 0
-        for n, t in enumerate(
-            translator.stream(read_raw_lines(src), name, cfg.chunk_lines, bar.update), start=1
-        ):
+        for n, t in enumerate(translator.stream(read_raw_lines(src), name, cfg.chunk_lines, update), start=1):
             out.write(format_line(t, cfg.format, n) + "\n")
             unknown += t.unknown
     secs = time.perf_counter() - start
@@ -118,6 +120,12 @@ def task(cfg: TranslateJob) -> None:
             else "left as they are (replace_unk=false)"
         )
         log.info("%d unknown target pieces %s", unknown, how)
+
+
+def _progress_bar(stack: contextlib.ExitStack, total: int | None):  # noqa: ANN202
+    from tqdm import tqdm  # only on a terminal (importing it costs start-up time)
+
+    return stack.enter_context(tqdm(total=total, unit="sent", dynamic_ncols=True, desc="translate")).update
 
 
 class _Output:
@@ -172,7 +180,7 @@ class _Output:
                 self.tmp.unlink(missing_ok=True)
 
 
-main = hydra_cli("translate", task)
+main = hydra_cli("translate", task, direct=True)
 
 if __name__ == "__main__":
     main()

@@ -54,6 +54,10 @@ class Attention(nn.Module):
 
     def memory(self, values: torch.Tensor, mask: torch.Tensor) -> Memory:
         """Precompute the keys once per batch: values (batch, src_len, mem_dim)."""
+        if values.dtype == torch.float32 and torch.is_autocast_enabled(
+            values.device.type
+        ):  # once, not per step
+            values = values.to(torch.get_autocast_dtype(values.device.type))
         if self.kind == "dot":
             keys = values  # (batch, src_len, mem_dim)
         elif self.kind == "general":

@@ -69,15 +69,20 @@ class LSTMCell(nn.Module):
         self, pre: torch.Tensor | None, x: torch.Tensor | None, h: torch.Tensor, c: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         inp = h if x is None else torch.cat([x, h], 1)  # (batch, step_size + hidden)
-        gates = torch.addmm(self.bias if pre is None else pre, inp, self.w_step.t())  # (batch, 4*hidden)
+        gates = self._gates(pre, inp)  # (batch, 4*hidden)
         i, f, g, o = gates.chunk(4, 1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # (batch, hidden)
         h = torch.sigmoid(o) * torch.tanh(c)  # (batch, hidden)
         return h, c
 
+    def _gates(self, pre: torch.Tensor | None, inp: torch.Tensor) -> torch.Tensor:
+        # F.linear with the parameter itself (not a transposed view): autocast casts it once per
+        # region and reuses it, where a view would be cast again at every step
+        return F.linear(inp, self.w_step, self.bias) if pre is None else F.linear(inp, self.w_step) + pre
+
     def gates(self, pre: torch.Tensor | None, x: torch.Tensor | None, h: torch.Tensor) -> Gates:
         inp = h if x is None else torch.cat([x, h], 1)
-        i, f, g, o = torch.addmm(self.bias if pre is None else pre, inp, self.w_step.t()).chunk(4, 1)
+        i, f, g, o = self._gates(pre, inp).chunk(4, 1)
         return Gates(torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o), torch.tanh(g))
 
 
@@ -111,12 +116,11 @@ class GRUCell(nn.Module):
     def _inputs(
         self, pre: torch.Tensor | None, x: torch.Tensor | None, h: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        gi = self.bias if pre is None else pre
-        if x is not None:
-            gi = torch.addmm(gi, x, self.w_step.t())  # (batch, 3*hidden)
-        elif gi.dim() == 1:
-            gi = gi.expand(h.size(0), -1)
-        gh = torch.addmm(self.bias_hid, h, self.w_hid.t())  # (batch, 3*hidden)
+        if x is not None:  # F.linear with the parameters themselves: cached by autocast (see LSTMCell)
+            gi = F.linear(x, self.w_step, self.bias) if pre is None else F.linear(x, self.w_step) + pre
+        else:
+            gi = (self.bias if pre is None else pre).expand(h.size(0), -1)  # (batch, 3*hidden)
+        gh = F.linear(h, self.w_hid, self.bias_hid)  # (batch, 3*hidden)
         return gi, gh
 
     def forward(

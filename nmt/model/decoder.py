@@ -9,7 +9,8 @@ the context enters the RNN, s_t = RNN([E y_{t-1}; c_t (; h~_{t-1})], s_{t-1}).
 
 The embedding part of the first layer's input is projected for all steps at once (teacher
 forcing); attention keys are precomputed once per batch (``Attention.memory``). Without input
-feeding, the Luong decoder runs its RNN first and attends over all steps in one batched product.
+feeding, the Luong decoder runs its RNN stack over all steps in one fused call and attends over all
+steps in one batched product.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch import nn
 from nmt.data.tokenizer import PAD
 from nmt.model.attention import Attention, Memory
 from nmt.model.cells import GRUCell, LSTMCell
+from nmt.model.dropout import Dropout
 
 SCORES = {"bahdanau": "additive", "luong_dot": "dot", "luong_general": "general", "luong_concat": "additive"}
 
@@ -58,7 +60,7 @@ class Decoder(nn.Module):
     ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, emb_dim, padding_idx=PAD)
-        self.emb_dropout = nn.Dropout(emb_dropout)
+        self.emb_dropout = Dropout(emb_dropout)
         self.bahdanau = attention == "bahdanau"
         self.input_feeding = input_feeding
         self.hidden = hidden
@@ -70,7 +72,7 @@ class Decoder(nn.Module):
         )
         self.attention = Attention(SCORES[attention], hidden, mem_dim, attn_dim)
         self.combine = nn.Linear(hidden + mem_dim, hidden, bias=False)  # W_c
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def start(self, h: torch.Tensor, c: torch.Tensor | None) -> DecoderState:
         """Initial state from the bridge's h, c (layers, batch, hidden); the first feed is zeros."""
@@ -121,9 +123,9 @@ class Decoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Teacher forcing: tgt_in (batch, tgt_len) -> attentional vectors (batch, tgt_len, hidden)
         and, if asked, attention weights (batch, tgt_len, src_len)."""
-        pre = self.embed_inputs(tgt_in)  # (batch, tgt_len, gates*hidden), one product for all steps
         if not self.input_feeding and not self.bahdanau:
-            return self._forward_parallel_attention(pre, state, mem, with_attention)
+            return self._forward_fused(tgt_in, state, mem, with_attention)
+        pre = self.embed_inputs(tgt_in)  # (batch, tgt_len, gates*hidden), one product for all steps
         outs, attns = [], []
         for pre_t in pre.unbind(1):
             out, state, weights = self.step(pre_t, state, mem)
@@ -132,19 +134,33 @@ class Decoder(nn.Module):
                 attns.append(weights)
         return torch.stack(outs, 1), torch.stack(attns, 1) if with_attention else None
 
-    def _forward_parallel_attention(
-        self, pre: torch.Tensor, state: DecoderState, mem: Memory, with_attention: bool
+    def _forward_fused(
+        self, tgt_in: torch.Tensor, state: DecoderState, mem: Memory, with_attention: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Luong without input feeding: the RNN does not depend on attention, so run it over all
-        steps first and attend for every step in one batched product."""
-        tops = []
-        for pre_t in pre.unbind(1):
-            new_h, new_c = self._rnn(pre_t, None, state)
-            state = DecoderState(
-                torch.stack(new_h), None if new_c[0] is None else torch.stack(new_c), state.feed
-            )
-            tops.append(new_h[-1])
-        top = torch.stack(tops, 1)  # (batch, tgt_len, hidden)
+        """Luong without input feeding: the RNN does not depend on attention, so the whole stack
+        runs over all steps as one multi-layer RNN call (oneDNN on a CPU, cuDNN on a GPU: no Python
+        step loop, no per-step products), and attention for every step is one batched product.
+        The same weights as the cells of ``step()``: layer 0 reads the embedding (w_pre) and its
+        state (w_step), layer k > 0 the layer below and its state (w_step = [W_ih | W_hh])."""
+        x = self.emb_dropout(self.embed(tgt_in))  # (batch, tgt_len, emb)
+        dropout = self.dropout.p if len(self.cells) > 1 else 0.0
+        rnn = torch.lstm if state.c is not None else torch.gru
+        hx = (state.h, state.c) if state.c is not None else state.h
+        top = rnn(x, hx, self.rnn_weights(), True, len(self.cells), dropout, self.training, False, True)[0]
         ctx, weights = self.attention.attend(top, mem)  # (batch, tgt_len, mem_dim), (batch, tgt_len, src_len)
         out = self.dropout(torch.tanh(self.combine(torch.cat([top, ctx], 2))))  # (batch, tgt_len, hidden)
         return out, weights if with_attention else None
+
+    def rnn_weights(self) -> list[torch.Tensor]:
+        """The cells' parameters in the layout of ``torch.lstm`` / ``torch.gru``: per layer
+        W_ih (gates*hidden, in), W_hh (gates*hidden, hidden), b_ih, b_hh (views, gradients flow back)."""
+        flat = []
+        for layer, cell in enumerate(self.cells):
+            if isinstance(cell, LSTMCell):
+                w_ih = cell.w_pre if layer == 0 else cell.w_step[:, : self.hidden]
+                w_hh = cell.w_step[:, -self.hidden :]
+                flat += [w_ih, w_hh, cell.bias, torch.zeros_like(cell.bias)]
+            else:
+                w_ih = cell.w_pre if layer == 0 else cell.w_step
+                flat += [w_ih, cell.w_hid, cell.bias, cell.bias_hid]
+        return [w.contiguous() for w in flat]

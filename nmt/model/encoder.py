@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt.data.tokenizer import PAD
+from nmt.model.dropout import Dropout
 
 
 class Encoder(nn.Module):
@@ -28,7 +29,7 @@ class Encoder(nn.Module):
     ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, emb_dim, padding_idx=PAD)
-        self.emb_dropout = nn.Dropout(emb_dropout)
+        self.emb_dropout = Dropout(emb_dropout)
         rnn = nn.LSTM if cell == "lstm" else nn.GRU
         self.rnn = rnn(
             emb_dim,

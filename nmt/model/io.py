@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 
 import nmt
 from nmt import NmtError
-from nmt.config import DataConfig, ModelConfig
+from nmt.config import DataConfig, ModelConfig, Normalize, Pretokenize, TextConfig
 from nmt.data.tokenizer import Tokenizer
 from nmt.model.seq2seq import Seq2Seq
 
@@ -76,7 +76,8 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
             )
         with warnings.catch_warnings():  # PyTorch warns about pickle protocols of files it then refuses
             warnings.simplefilter("ignore")
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            # mmap: the tensors are read from the file as they are used, never copied twice
+            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except NmtError:
         raise
     except OSError as e:
@@ -109,15 +110,35 @@ def model_config(ckpt: dict[str, Any], path: Path | str = "checkpoint") -> Model
         raise NmtError(f"{path}: its model config does not fit this nmt version ({first})") from None
 
 
-def data_config(ckpt: dict[str, Any], path: Path | str = "checkpoint") -> DataConfig:
-    """The data config a checkpoint was trained with (its languages and text processing);
+def text_processing(ckpt: dict[str, Any], path: Path | str = "checkpoint") -> DataConfig:
+    """The part of a checkpoint's data config that reading and writing text needs (languages,
+    text processing, segmentation), read directly (a full OmegaConf merge costs start-up time);
     checkpoints of older versions get the defaults for what they lack."""
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(DataConfig), ckpt["config"]["data"])
-        return OmegaConf.to_object(merged)  # type: ignore[return-value]
-    except Exception as e:  # noqa: BLE001
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise NmtError(f"{path}: its data config does not fit this nmt version ({first})") from None
+        d = ckpt["config"]["data"]
+
+        def text(side: str) -> TextConfig:
+            t = d.get(side) or {}
+            return TextConfig(
+                normalize=Normalize(t.get("normalize", "none")),
+                pretokenize=Pretokenize(t.get("pretokenize", "none")),
+                lowercase=bool(t.get("lowercase", False)),
+            )
+
+        return DataConfig(
+            name=str(d.get("name", "")),
+            corpus=str(d.get("corpus", "")),
+            src_lang=str(d["src_lang"]),
+            tgt_lang=str(d["tgt_lang"]),
+            segmented=bool(d.get("segmented", False)),
+            src_text=text("src_text"),
+            tgt_text=text("tgt_text"),
+            processed=bool(d.get("processed", False)),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise NmtError(
+            f"{path}: its data config does not fit this nmt version ({type(e).__name__}: {e})"
+        ) from None
 
 
 def tokenizers(ckpt: dict[str, Any], path: Path | str = "checkpoint") -> tuple[Tokenizer, Tokenizer]:
@@ -136,9 +157,10 @@ def load_model(
     """A checkpoint to a ready model in eval mode, its two tokenizers, and the checkpoint dict."""
     ckpt = load_checkpoint(path)
     src_tok, tgt_tok = tokenizers(ckpt, path)
-    model = Seq2Seq(model_config(ckpt, path), len(src_tok), len(tgt_tok))
+    cfg = model_config(ckpt, path)
+    model = Seq2Seq(cfg, len(src_tok), len(tgt_tok), initialize=False)
     try:
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(ckpt["model"], assign=True)  # the loaded tensors themselves, no copy
     except Exception as e:  # noqa: BLE001
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise NmtError(

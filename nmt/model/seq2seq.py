@@ -19,7 +19,8 @@ from nmt.model.encoder import Bridge, Encoder
 
 
 class Seq2Seq(nn.Module):
-    def __init__(self, cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> None:
+    def __init__(self, cfg: ModelConfig, src_vocab: int, tgt_vocab: int, initialize: bool = True) -> None:
+        """``initialize=False`` skips the configured initialisation (for weights about to be loaded)."""
         super().__init__()
         validate_model(cfg)
         cell = cfg.cell.value
@@ -51,7 +52,8 @@ class Seq2Seq(nn.Module):
             else None
         )
         self.output = nn.Linear(cfg.emb_dim if tie else cfg.dec_hidden, tgt_vocab)
-        self._init(cfg)
+        if initialize:
+            self._init(cfg)
         if tie:  # Press & Wolf 2017; Inan et al. 2017
             self.output.weight = self.decoder.embed.weight
 

@@ -7,10 +7,12 @@ penalty and merged into the sentence's K-best finished list. The K best continua
 in EOS stay alive. Without penalties, beam 1 is exactly greedy search; with a length penalty it
 may go on past greedy's EOS and return a longer hypothesis that scores better under the penalty.
 
-A sentence is done when its n-th best finished score cannot be beaten: log-probabilities only
-fall as a hypothesis grows and the penalties are bounded (length at most the limit, coverage
-penalty <= 0), so an alive hypothesis can at best reach its log-probability divided by the length
-penalty at the limit. Done sentences leave the batch; the loop ends when none is left. The one
+A sentence is done (``search.stop=exact``) when its n-th best finished score cannot be beaten:
+log-probabilities only fall as a hypothesis grows and the penalties are bounded (length at most
+the limit, coverage penalty <= 0), so an alive hypothesis can at best reach its log-probability
+divided by the length penalty at the limit. With a length penalty that bound is loose and the
+search runs long; ``search.stop=first_k`` ends a sentence once K hypotheses have finished, as
+fairseq does: fewer steps, and not exact. Done sentences leave the batch; the loop ends when none is left. The one
 host sync per step is that check.
 """
 
@@ -20,7 +22,7 @@ import math
 
 import torch
 
-from nmt.config import SearchConfig
+from nmt.config import BeamStop, SearchConfig
 from nmt.data.tokenizer import BOS, EOS, PAD
 from nmt.search.common import (
     NEG_INF,
@@ -34,6 +36,7 @@ from nmt.search.common import (
     lower_margins,
     max_steps,
     sorted_gap,
+    topk,
 )
 
 
@@ -43,7 +46,7 @@ def _take(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return x.gather(1, view)
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: under it, autocast re-casts every weight at every step
 def beam_search(
     model: SearchModel,
     src: torch.Tensor,
@@ -62,8 +65,9 @@ def beam_search(
     K, n_best, beta = cfg.beam_size, cfg.nbest, cfg.coverage_penalty
     mem, state = model.encode(src, src_lens)
     B0, S = src.shape
-    limit = length_limits(src_lens, cfg).to(device)  # (B0,)
-    T = max_steps(limit)
+    limit_cpu = length_limits(src_lens, cfg)  # (B0,) on the CPU, for the constraints
+    limit = limit_cpu.to(device)  # (B0,)
+    T = max_steps(limit_cpu)
     rows = torch.arange(B0, device=device).repeat_interleave(K)  # (B0*K,)
     mem, state = mem.select(rows), state.select(rows)
     src_mask = mem.mask.view(B0, K, S)[:, 0]  # (B0, S)
@@ -92,9 +96,9 @@ def beam_search(
             lp, state, weights = model.decode_step(tokens, state, mem)  # (B*K, V), (B*K, S)
         V = lp.size(1)
         history = alive_seq.view(B * K, T) if cfg.no_repeat_ngram else None
-        lp = constrain(lp, t, limit.repeat_interleave(K), cfg, history)
+        lp = constrain(lp, t, limit_cpu.repeat_interleave(K), cfg, history)
         flat = (alive_lp.unsqueeze(2) + lp.view(B, K, V)).view(B, K * V)  # (B, K*V)
-        cand_lp, cand = flat.topk(2 * K + track, dim=1)  # (B, 2K)
+        cand_lp, cand = topk(flat, 2 * K + track)  # (B, 2K)
         if track:  # which 2K are kept, and which EOS are among the first K
             eos_at_k = (cand[:, K - 1 : K + 1] % V == EOS).any(1)  # (B,)
             lower_margins(margins, active, gap_at(cand_lp, 2 * K))
@@ -145,20 +149,26 @@ def beam_search(
         state = state.select(beam_rows)
         tokens = tok.gather(1, pick).view(-1)  # (B*K,)
 
-        # done: the n-th best finished beats the best any alive hypothesis could still reach
-        best_reachable = alive_lp.max(1).values / length_norm(limit, cfg)  # (B,)
-        nth = fin_score[active, n_best - 1]  # (B,)
-        if track:
-            both = torch.isfinite(nth) & torch.isfinite(best_reachable)
-            gap = torch.where(both, (nth - best_reachable).abs(), torch.full_like(nth, math.inf))
-            lower_margins(margins, active, gap)
-        done = ((nth >= best_reachable) | (t + 1 >= limit)).cpu()
+        # done (exact): the n-th best finished beats the best any alive hypothesis could still
+        # reach; (first_k): K hypotheses have finished (the finished list is full)
+        if cfg.stop == BeamStop.first_k:
+            settled = torch.isfinite(fin_score[active, K - 1])  # (B,)
+        else:
+            best_reachable = alive_lp.max(1).values / length_norm(limit, cfg)  # (B,)
+            nth = fin_score[active, n_best - 1]  # (B,)
+            settled = nth >= best_reachable
+            if track:
+                both = torch.isfinite(nth) & torch.isfinite(best_reachable)
+                gap = torch.where(both, (nth - best_reachable).abs(), torch.full_like(nth, math.inf))
+                lower_margins(margins, active, gap)
+        done = (settled | (t + 1 >= limit)).cpu()
         if bool(done.all()):
             break
         if bool(done.any()):
-            keep = (~done).nonzero().squeeze(1).to(device)
+            keep_cpu = (~done).nonzero().squeeze(1)
+            keep = keep_cpu.to(device)
             keep_rows = (keep.unsqueeze(1) * K + torch.arange(K, device=device)).view(-1)
-            active, limit = active[keep], limit[keep]
+            active, limit, limit_cpu = active[keep], limit[keep], limit_cpu[keep_cpu]
             alive_lp, alive_seq = alive_lp[keep], alive_seq[keep]
             alive_cov = alive_cov[keep] if alive_cov is not None else None
             alive_att = alive_att[keep] if alive_att is not None else None

@@ -11,7 +11,7 @@ from nmt.data.tokenizer import BOS, EOS, PAD
 from nmt.search.common import SearchModel
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: under it, autocast re-casts every weight at every step
 def force(
     model: SearchModel, src: list[list[int]], tgt: list[list[int]], device: torch.device
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -75,7 +75,7 @@ class Sampler:
         return scores.argmax(-1), scores
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: under it, autocast re-casts every weight at every step
 def greedy_search(
     model: SearchModel,
     src: torch.Tensor,
@@ -95,7 +95,7 @@ def greedy_search(
     device = src.device
     mem, state = model.encode(src, src_lens)
     batch, src_len = src.shape
-    limit = length_limits(src_lens, cfg).to(device)  # (batch,)
+    limit = length_limits(src_lens, cfg)  # (batch,) on the CPU
     steps = max_steps(limit)
     keys = (torch.arange(batch) if keys is None else keys).to(device)
     out = torch.full((batch, steps), PAD, dtype=torch.long, device=device)  # pieces, original rows
@@ -122,8 +122,9 @@ def greedy_search(
         if bool(done.all()):
             break
         if bool(done.any()):
-            keep = (~done).nonzero().squeeze(1).to(device)
-            active, limit, tokens = active[keep], limit[keep], tokens[keep]
+            keep_cpu = (~done).nonzero().squeeze(1)
+            keep = keep_cpu.to(device)
+            active, limit, tokens = active[keep], limit[keep_cpu], tokens[keep]
             state, mem = state.select(keep), mem.select(keep)
     out, lengths = out.cpu(), lengths.cpu()
     logp = logp.cpu() if logp is not None else torch.zeros(batch)

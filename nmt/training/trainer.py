@@ -41,7 +41,15 @@ from nmt.data.batching import batch_indices, make_batch
 from nmt.data.corpus import Prepared, load_prepared, prepare
 from nmt.model.seq2seq import build_model, count_parameters
 from nmt.runlock import RunLock
-from nmt.runtime import autocast, autocast_dtype, git_commit, hardware, resolve_device, set_threads
+from nmt.runtime import (
+    autocast,
+    autocast_dtype,
+    describe_precision,
+    git_commit,
+    hardware,
+    resolve_device,
+    set_threads,
+)
 from nmt.training.checkpoint import CheckpointKeeper
 from nmt.training.distributed import init_distributed
 from nmt.training.loss import sequence_loss
@@ -130,7 +138,7 @@ class Trainer(Checkpointing):
             nmt.__version__,
             hardware(self.device),
             self.device,
-            "fp32" if self.amp is None else str(self.amp).replace("torch.", ""),
+            describe_precision(self.tc.precision, self.device),
         )
         log.info("model: %s parameters | %s", f"{count_parameters(self.model):,}", describe(self.cfg.model))
         log.info(

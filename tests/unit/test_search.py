@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from nmt import NmtError
-from nmt.config import LengthPenalty, SearchConfig, SearchMethod
+from nmt.config import BeamStop, LengthPenalty, SearchConfig, SearchMethod
 from nmt.data.corpus import read_lines
 from nmt.data.tokenizer import EOS, PAD
 from nmt.model.io import load_model
@@ -108,6 +108,8 @@ def cfg(method: str = "beam", **kw: object) -> SearchConfig:
     base.update(kw)
     if isinstance(base["length_penalty"], str):
         base["length_penalty"] = LengthPenalty(base["length_penalty"])
+    if isinstance(base.get("stop"), str):
+        base["stop"] = BeamStop(base["stop"])
     return SearchConfig(**base)  # type: ignore[arg-type]
 
 
@@ -610,3 +612,25 @@ def test_beam_finds_at_least_greedys_model_score_on_a_briefly_trained_model(toy_
     better = sum(b[0].log_prob > g[0].log_prob + 1e-4 for g, b in zip(greedy, beam))
     assert at_least >= 0.95 * len(lines)
     assert better > 0  # the beam does find better hypotheses than greedy
+
+
+# --------------------------------------------------------------------------- (n) the beam's stopping rule
+
+
+def test_first_k_stops_once_k_hypotheses_have_finished() -> None:
+    # LENGTH, beam 2, GNMT 0.6: [] finishes at step 1 (-0.916), [4] at step 2 (log .12 / 1.097 = -1.93):
+    # two finished -> first_k stops with [], where the exact rule goes on and finds [4,5,6] (-0.750)
+    c_exact = cfg(beam_size=2, length_penalty="gnmt", alpha=0.6)
+    c_first = cfg(beam_size=2, length_penalty="gnmt", alpha=0.6, stop="first_k")
+    src, lens = source([LENGTH])
+    exact_model, first_model = fake(), fake()
+    exact = search(exact_model, src, lens, c_exact)[0][0]
+    first = search(first_model, src, lens, c_first)[0][0]
+    assert exact.tokens == [4, 5, 6] and first.tokens == []
+    assert first.score == pytest.approx(math.log(0.4), abs=TOL)
+    assert first_model.steps == 2 < exact_model.steps
+
+
+def test_first_k_without_a_length_penalty_finds_the_garden_path() -> None:
+    got = best(GARDEN, cfg(beam_size=2, stop="first_k"))
+    assert got.tokens == [5, 6]

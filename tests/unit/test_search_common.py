@@ -9,7 +9,15 @@ import torch
 
 from nmt.config import LengthPenalty, SearchConfig
 from nmt.data.tokenizer import BOS, EOS, PAD
-from nmt.search.common import NEG_INF, constrain, coverage_penalty, length_limits, length_norm, max_steps
+from nmt.search.common import (
+    NEG_INF,
+    constrain,
+    coverage_penalty,
+    length_limits,
+    length_norm,
+    max_steps,
+    topk,
+)
 
 
 def test_length_limits_floor_a_times_source_plus_b() -> None:
@@ -80,3 +88,22 @@ def test_constrain_no_repeat_ngram_bans_the_completing_pieces() -> None:
     assert lp[1, 7] == NEG_INF and torch.isfinite(lp[1, [4, 5, 6]]).all()
     lp1 = constrain(step_lp(), 4, torch.tensor([10, 10]), SearchConfig(no_repeat_ngram=1), history)
     assert (lp1[0, [4, 5, 6]] == NEG_INF).all() and torch.isfinite(lp1[0, 7])
+
+
+@pytest.mark.parametrize(("rows", "n", "k"), [(3, 40_000, 10), (5, 40_001, 11), (2, 8_000, 1), (4, 1_000, 5)])
+def test_chunked_topk_equals_torch_topk(rows: int, n: int, k: int) -> None:
+    g = torch.Generator().manual_seed(n + k)
+    x = torch.randn(rows, n, generator=g, dtype=torch.float64)
+    x[0, : n // 2] = NEG_INF  # masked scores, as a search has them
+    values, idx = topk(x, k)
+    want_v, want_i = x.topk(k, dim=1)
+    assert torch.equal(values, want_v) and torch.equal(idx, want_i)
+    assert torch.equal(x.gather(1, idx), values)
+
+
+def test_chunked_topk_with_fewer_finite_scores_than_k() -> None:
+    x = torch.full((2, 10_000), NEG_INF)
+    x[0, 17], x[1, 9_999] = -1.0, -2.0
+    values, idx = topk(x, 3)
+    assert values[:, 0].tolist() == [-1.0, -2.0] and idx[:, 0].tolist() == [17, 9_999]
+    assert torch.isinf(values[:, 1:]).all()

@@ -248,3 +248,55 @@ def test_cuda_forward_equals_cpu_forward(attention: Attention) -> None:
         want = m(src, src_lens, tgt_in)
         got = m.cuda()(src.cuda(), src_lens, tgt_in.cuda()).cpu()
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("cell", list(Cell))
+def test_fused_decoder_has_the_gradients_of_the_step_loop(cell: Cell) -> None:
+    """Without input feeding (Luong) training runs the decoder as one multi-layer RNN call over the
+    whole sequence; its gradients must be those of running the cells step by step."""
+    m = model(config(Attention.luong_general, cell, feed=False))
+    src, src_lens, tgt_in = data([6, 4, 2], tgt_len=5)
+    fused = m(src, src_lens, tgt_in).logsumexp(-1).sum()  # any scalar of the outputs
+    fused.backward()
+    want = {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+    m.zero_grad()
+    mem, state = m.encode(src, src_lens)
+    total = 0.0
+    for t in range(tgt_in.size(1)):
+        out, state, _ = m.decoder.step(m.decoder.embed_inputs(tgt_in[:, t]), state, mem)
+        total = total + m.logits(out).logsumexp(-1).sum()
+    total.backward()
+    torch.testing.assert_close(fused, total, atol=1e-4, rtol=1e-5)
+    for n, p in m.named_parameters():
+        if n in want:
+            torch.testing.assert_close(p.grad, want[n], atol=1e-5, rtol=1e-4, msg=n)
+
+
+def test_fused_decoder_trains_with_dropout_between_layers() -> None:
+    m = model(
+        config(Attention.luong_dot, Cell.lstm, feed=False, dropout=0.3, dec_hidden=16, enc_hidden=8)
+    ).train()
+    src, src_lens, tgt_in = data([5, 3], tgt_len=4)
+    a, b = m(src, src_lens, tgt_in), m(src, src_lens, tgt_in)
+    assert not torch.equal(a, b)  # dropout is on
+    a.sum().backward()
+    assert all(p.grad is not None for p in m.decoder.cells.parameters())
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5])
+def test_cpu_dropout_keeps_the_right_share_and_the_expectation(p: float) -> None:
+    from nmt.model.dropout import dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(400, 1000)
+    y = dropout(x, p, training=True)
+    kept = (y > 0).float().mean().item()
+    assert kept == pytest.approx(1 - p, abs=0.003)  # 400k draws: the share is within 3 per mille
+    assert y.mean().item() == pytest.approx(1.0, abs=0.01)
+    assert torch.equal(dropout(x, p, training=False), x)
+    torch.manual_seed(0)
+    assert torch.equal(dropout(x, p, training=True), y)  # the seeded generator decides the mask
+    g = torch.ones(400, 1000, requires_grad=True)
+    dropout(g, p, training=True).sum().backward()
+    values = g.grad.unique().tolist()
+    assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(1 / (1 - p), rel=1e-4)
