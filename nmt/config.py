@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -23,6 +24,7 @@ from nmt import NmtError
 class Cell(str, Enum):
     lstm = "lstm"
     gru = "gru"
+    rnn = "rnn"  # Elman's simple recurrent network: h_t = tanh(W x_t + U h_{t-1} + b)
 
 
 class Attention(str, Enum):
@@ -273,7 +275,7 @@ class TrainJob:
 class TranslateJob:
     """nmt-translate."""
 
-    ckpt: str = MISSING
+    ckpt: Any = MISSING  # a checkpoint, or a list of them: an ensemble ([a.pt,b.pt])
     input: str = "-"  # file, or - for stdin
     output: str = "-"  # file, or - for stdout
     search: SearchConfig = field(default_factory=SearchConfig)
@@ -302,7 +304,7 @@ class EvaluateJob:
 
     hyp: str | None = None  # hypothesis file to score against ref
     ref: str | None = None
-    ckpt: str | None = None  # or: a checkpoint, translating src (scored against ref) or named test sets
+    ckpt: Any = None  # or: a checkpoint (or a list: an ensemble), translating src or named test sets
     src: str | None = None
     test_sets: list[str] = field(default_factory=list)  # names from data.test_sets; empty: all
     data: DataConfig = field(default_factory=DataConfig)
@@ -324,6 +326,38 @@ class EvaluateJob:
     alphas: list[float] = field(default_factory=list)  # beam: try these GNMT alphas, report the best
     first: int = 0  # use only the first N sentences of each test set (0: all); for quick tuning
     num_threads: int = 0  # CPU threads (0: PyTorch's default)
+    device: str = "auto"
+
+
+@dataclass
+class ServeModelConfig:
+    id: int = 100  # the "id" requests name it by (OpenNMT-py's model id)
+    ckpt: Any = MISSING  # a checkpoint, or a list of them: an ensemble
+
+
+@dataclass
+class ServeJob:
+    """nmt-serve: an HTTP JSON translation server (OpenNMT-py's routes)."""
+
+    ckpt: Any = None  # one model (id ``model_id``): a checkpoint or a list (ensemble) ...
+    model_id: int = 100
+    models: list[ServeModelConfig] = field(
+        default_factory=list
+    )  # ... or several: [{id: 100, ckpt: a.pt}, ...]
+    host: str = "127.0.0.1"  # 0.0.0.0 to listen on every interface
+    port: int = 5000
+    search: SearchConfig = field(default_factory=SearchConfig)
+    wait_ms: float = 10.0  # how long a batch waits for more requests to join it
+    batch_words: int = 2048  # source words gathered into one translation call
+    queue_limit: int = 2048  # sentences waiting, all requests together; more: 503
+    max_sentences: int = 256  # per request; more: 413
+    max_input_len: int = 250  # source pieces per sentence; more: 400
+    timeout_s: float = 30.0  # a request not answered within this: 504
+    replace_unk: bool = True
+    keep_segmentation: bool = False
+    precision: Precision = Precision.auto
+    quantize: Quantize = Quantize.none
+    num_threads: int = 0
     device: str = "auto"
 
 
@@ -355,7 +389,77 @@ class InspectJob:
     text: str = MISSING  # the source sentence
     target: str | None = None  # the target to trace; None: the model's own greedy translation
     output: str = "inspect.png"
+    attention_png: str | None = None  # also the attention alone, as a heatmap PNG
     units: int = 24  # cell units shown (those that vary most along this sentence)
+    device: str = "auto"
+
+
+@dataclass
+class LMConfig:
+    """A character-level language model (nmt-lm): a stack of cells without attention."""
+
+    cell: Cell = Cell.lstm
+    emb_dim: int = 64
+    hidden: int = 256
+    layers: int = 2
+    dropout: float = 0.2
+
+
+@dataclass
+class LMTrainConfig:
+    seq_len: int = 100  # characters per window of truncated BPTT
+    batch: int = 64  # parallel streams of the text
+    lr: float = 2e-3
+    clip_norm: float = 5.0  # 0: off
+    max_time: float = 10.0  # minutes (0: no limit)
+    max_steps: int = 0
+    eval_every: int = 200
+    valid_fraction: float = 0.05  # the text's last part, held out for bits per character
+    vocab_size: int = 200  # the most frequent characters (the rest: one unknown symbol)
+    seed: int = 1234
+
+
+@dataclass
+class LmJob:
+    """nmt-lm: train a character-level language model (char-rnn) on a text file."""
+
+    text: str = MISSING  # a text file, relative to the corpus folders like data configs (or absolute)
+    data_root: str = "auto"
+    max_chars: int = 0  # read only the first N characters (0: all)
+    model: LMConfig = field(default_factory=LMConfig)
+    train: LMTrainConfig = field(default_factory=LMTrainConfig)
+    run_dir: str = "runs/char_rnn"
+    device: str = "auto"
+
+
+@dataclass
+class SampleJob:
+    """nmt-sample: text from a character-level language model, primed, at a temperature."""
+
+    ckpt: str = MISSING
+    prime: str = ""  # the text the sample continues
+    length: int = 400  # characters to draw
+    temperature: float = 1.0  # < 1: safer, more repetitive; > 1: more varied, more mistakes
+    top_k: int = 0
+    seed: int = 1
+    samples: int = 1
+    device: str = "auto"
+
+
+@dataclass
+class CellsJob:
+    """nmt-cells: look inside a character-level model's cells over a text (char-rnn style)."""
+
+    ckpt: str = MISSING
+    input: str = MISSING  # a text file
+    max_chars: int = 3000
+    feature: str = (
+        "quotes"  # quotes | brackets | line_position | word_boundary: find the cells that follow it
+    )
+    layer: int = -1  # which layer (-1: the top one)
+    unit: int = -1  # which unit to colour (-1: the one that follows the feature best)
+    top: int = 8  # units reported
+    output: str = "cells.html"
     device: str = "auto"
 
 
@@ -373,6 +477,10 @@ SCHEMAS: dict[str, type] = {
     "average_schema": AverageJob,
     "card_schema": CardJob,
     "inspect_schema": InspectJob,
+    "serve_schema": ServeJob,
+    "lm_schema": LmJob,
+    "sample_schema": SampleJob,
+    "cells_schema": CellsJob,
 }
 
 
@@ -511,6 +619,39 @@ def validate_translate(j: TranslateJob) -> None:
     validate_search(j.search)
     _at_least("", j, 1, "batch_size", "chunk_lines", "max_input_len")
     _at_least("", j, 0, "max_sentences", "num_threads")
+
+
+def validate_serve(j: ServeJob) -> None:
+    validate_search(j.search)
+    _at_least("", j, 1, "max_sentences", "max_input_len", "batch_words", "queue_limit")
+    _at_least("", j, 0, "wait_ms", "num_threads")
+    _above("", j, 0, "timeout_s")
+    _need(isinstance(j.port, int) and 0 <= j.port <= 65535, "port", j.port, "in [0, 65535]")
+    if (j.ckpt is None) == (not j.models):
+        raise NmtError("give ckpt=FILE (one model) or models=[{id: 100, ckpt: FILE}, ...], not both")
+    ids = [m.id for m in j.models]
+    if len(set(ids)) != len(ids):
+        raise NmtError(f"models: model ids must differ, got {ids}")
+
+
+def validate_lm(j: LmJob) -> None:
+    _at_least("model", j.model, 1, "emb_dim", "hidden", "layers")
+    _in("model", j.model, "dropout", 0.0, 1.0)
+    t = j.train
+    _at_least("train", t, 2, "seq_len", "vocab_size")
+    _at_least("train", t, 1, "batch", "eval_every")
+    _above("train", t, 0, "lr")
+    _at_least("train", t, 0, "clip_norm", "max_time", "max_steps")
+    _in("train", t, "valid_fraction", 0.0, 0.5)
+    _at_least("", j, 0, "max_chars")
+    if not (t.max_time or t.max_steps):
+        raise NmtError("set train.max_time or train.max_steps")
+
+
+def validate_sample(j: SampleJob) -> None:
+    _at_least("", j, 1, "length", "samples")
+    _above("", j, 0, "temperature")
+    _at_least("", j, 0, "top_k")
 
 
 def validate_evaluate(j: EvaluateJob) -> None:

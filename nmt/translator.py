@@ -18,22 +18,23 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from nmt import NmtError
-from nmt.config import BadLine, Precision, Quantize, SearchConfig
+from nmt.config import BadLine, OutputFormat, Precision, Quantize, SearchConfig
 from nmt.data.batching import batch_indices, pad
 from nmt.data.corpus import decode_utf8_line
 from nmt.data.text import Prepared, TextProcessor
 from nmt.data.tokenizer import UNK, Tokenizer
-from nmt.model.capture import CapturedModel
-from nmt.model.io import load_model, text_processing
-from nmt.model.quantize import quantize_int8
 from nmt.runtime import autocast, autocast_dtype
 from nmt.search import Hypothesis, SearchModel, search
 from nmt.search.forced import force
+
+if TYPE_CHECKING:
+    from nmt.textio import FileStats
 
 log = logging.getLogger(__name__)
 
@@ -106,24 +107,6 @@ def decode_ids(
     return out  # type: ignore[return-value]
 
 
-def load_translator(
-    ckpt: str | Path, device: torch.device, cfg: SearchConfig, options: Options | None = None
-) -> tuple[Translator, dict]:
-    """A Translator for a checkpoint file (its model, tokenizers and text processing), and the
-    checkpoint dict."""
-    options = options or Options()
-    model, src_tok, tgt_tok, ck = load_model(ckpt, device)
-    if options.quantize == Quantize.int8:
-        if options.precision == Precision.bf16:
-            raise NmtError(
-                "quantize=int8 computes in int8 and float32: it does not combine with precision=bf16"
-            )
-        model = quantize_int8(model, device)
-    search_model: SearchModel = CapturedModel(model, device) if options.compile else model
-    text = TextProcessor.from_data(text_processing(ck, ckpt))
-    return Translator(search_model, src_tok, tgt_tok, cfg, device, options, text), ck
-
-
 class Translator:
     """A model, its tokenizers and its text processing, turning raw lines into ``Translation``s.
 
@@ -188,9 +171,24 @@ class Translator:
 
     # ------------------------------------------------------------------ translation
 
-    def translate(self, lines: list[str]) -> list[str]:
-        """Plain texts in, plain texts out, one per line, in order."""
+    def translate(self, lines: str | list[str]) -> str | list[str]:
+        """Plain text in, plain text out: one sentence, or a list of them (one result each, in order)."""
+        if isinstance(lines, str):
+            return self.translate_detailed([lines])[0].text
         return [t.text for t in self.translate_detailed(lines)]
+
+    def translate_file(
+        self,
+        source: str | Path,
+        target: str | Path,
+        fmt: OutputFormat | str = OutputFormat.text,
+        chunk_lines: int = 20000,
+    ) -> FileStats:
+        """A file (or "-", stdin) to a file (or "-", stdout), one line out per line in, written
+        atomically; ``fmt="jsonl"`` writes scores and n-best lists too."""
+        from nmt.textio import translate_file
+
+        return translate_file(self, source, target, OutputFormat(fmt), chunk_lines)
 
     def translate_detailed(
         self, lines: list[str], name: str = "<input>", first_lineno: int = 1, on_batch=None
@@ -358,9 +356,3 @@ def _word_index(pieces: list[str]) -> list[int]:
 
 def _num(x: float) -> float | None:
     return None if x == float("-inf") else x
-
-
-def read_raw_lines(stream) -> Iterator[bytes]:
-    """Lines of a binary stream split on b"\\n" only (never on other Unicode line breaks)."""
-    for raw in stream:
-        yield raw[:-1] if raw.endswith(b"\n") else raw

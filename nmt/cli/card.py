@@ -83,6 +83,12 @@ def _evaluations(run_dir: Path) -> list[dict]:
     return evals
 
 
+def _ckpt_name(ckpt: str | list | None) -> str:
+    """A checkpoint's file name, or "a.pt + b.pt" for an ensemble."""
+    paths = ckpt if isinstance(ckpt, list) else [ckpt or ""]
+    return " + ".join(Path(p).name for p in paths)
+
+
 def _num(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{x:,.{digits}f}"
 
@@ -150,7 +156,7 @@ def build_card(run_dir: Path, title: str, n_examples: int) -> tuple[str, dict]:
     for e in sweeps:
         tried = ", ".join(f"α={r['alpha']}: {r['scores'][0]['score']:.2f}" for r in e["alpha_sweep"])
         md += [
-            f"- **length penalty** for {Path(e.get('checkpoint', '')).name}, chosen on "
+            f"- **length penalty** for {_ckpt_name(e.get('checkpoint'))}, chosen on "
             f"{e['alpha_sweep'][0]['test_set']} (BLEU, beam): {tried} → α={e['best_alpha']}",
             "",
         ]
@@ -166,7 +172,7 @@ def build_card(run_dir: Path, title: str, n_examples: int) -> tuple[str, dict]:
                 main, chrf, seg = (sc[1], sc[2], sc[0]) if len(sc) == 3 else (sc[0], sc[1], None)
                 seg_txt = "" if seg is None else f"{seg['score']:.2f}"
                 md.append(
-                    f"| {Path(e.get('checkpoint', '')).name} | {_search_text(e.get('search', {}))} | {r['test_set']} "
+                    f"| {_ckpt_name(e.get('checkpoint'))} | {_search_text(e.get('search', {}))} | {r['test_set']} "
                     f"| {r['sentences']} | {main['score']:.2f} | {chrf['score']:.2f} "
                     f"| {seg_txt} | {r['sentences_per_second']} |"
                 )

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from nmt import NmtError
+from nmt.api import load_translator
 from nmt.cli.common import hydra_cli
 from nmt.config import (
     EvaluateJob,
@@ -21,7 +22,7 @@ from nmt.config import (
 from nmt.data.corpus import data_path, read_lines, read_parallel
 from nmt.metrics import Score, score_all
 from nmt.runtime import describe_precision, hardware, resolve_device, set_threads
-from nmt.translator import Options, Translator, load_translator
+from nmt.translator import Options, Translator
 
 log = logging.getLogger(__name__)
 

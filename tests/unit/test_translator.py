@@ -13,7 +13,8 @@ from nmt.config import BadLine, LengthPenalty, SearchConfig, SearchMethod
 from nmt.data.tokenizer import EOS, UNK, Tokenizer
 from nmt.data.toy import make_pairs
 from nmt.model.seq2seq import Seq2Seq
-from nmt.translator import Options, Translator, decode_ids, read_raw_lines
+from nmt.textio import read_raw_lines
+from nmt.translator import Options, Translator, decode_ids
 from tests.helpers import tiny_model_config
 from tests.unit.fake_model import FakeModel, Scenario
 
