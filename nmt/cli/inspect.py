@@ -11,7 +11,8 @@ from nmt import NmtError
 from nmt.cli.common import hydra_cli
 from nmt.config import InspectJob, SearchConfig
 from nmt.data.text import TextProcessor
-from nmt.introspect import plot, trace
+from nmt.introspect.decoder import plot, trace
+from nmt.introspect.plotting import plot_attention
 from nmt.model.io import load_model, text_processing
 from nmt.runtime import resolve_device
 from nmt.search import search
@@ -37,6 +38,12 @@ def task(cfg: InspectJob) -> None:
         tgt_ids = tgt_tok.encode([text.target_corpus(cfg.target)])[0]
     tr = trace(model, src_ids, tgt_ids, src_tok.pieces(src_ids), tgt_tok.pieces(tgt_ids))
     plot(tr, cfg.output, cfg.units)
+    if cfg.attention_png:
+        translation = text.target(tgt_tok.decode([tgt_ids])[0])
+        plot_attention(
+            tr.src_pieces, tr.tgt_pieces, tr.attention, cfg.attention_png, f"{cfg.text} → {translation}"
+        )
+        log.info("wrote %s", cfg.attention_png)
     print(
         f"source: {cfg.text}\ntarget: {text.target(tgt_tok.decode([tgt_ids])[0])}  (log-prob {float(tr.log_probs.sum()):.2f})"
     )

@@ -22,7 +22,7 @@ from torch import nn
 
 from nmt.data.tokenizer import PAD
 from nmt.model.attention import Attention, Memory
-from nmt.model.cells import GRUCell, LSTMCell
+from nmt.model.cells import GRUCell, LSTMCell, RNNCell, run_stack
 from nmt.model.dropout import Dropout
 
 SCORES = {"bahdanau": "additive", "luong_dot": "dot", "luong_general": "general", "luong_concat": "additive"}
@@ -65,7 +65,7 @@ class Decoder(nn.Module):
         self.input_feeding = input_feeding
         self.hidden = hidden
         step0 = (hidden if input_feeding else 0) + (mem_dim if self.bahdanau else 0)
-        Cell = LSTMCell if cell == "lstm" else GRUCell
+        Cell = {"lstm": LSTMCell, "gru": GRUCell, "rnn": RNNCell}[cell]
         self.cells = nn.ModuleList(
             [Cell(emb_dim, step0, hidden, forget_bias)]
             + [Cell(0, hidden, hidden, forget_bias) for _ in range(layers - 1)]
@@ -143,24 +143,9 @@ class Decoder(nn.Module):
         The same weights as the cells of ``step()``: layer 0 reads the embedding (w_pre) and its
         state (w_step), layer k > 0 the layer below and its state (w_step = [W_ih | W_hh])."""
         x = self.emb_dropout(self.embed(tgt_in))  # (batch, tgt_len, emb)
-        dropout = self.dropout.p if len(self.cells) > 1 else 0.0
-        rnn = torch.lstm if state.c is not None else torch.gru
-        hx = (state.h, state.c) if state.c is not None else state.h
-        top = rnn(x, hx, self.rnn_weights(), True, len(self.cells), dropout, self.training, False, True)[0]
+        top, _, _ = run_stack(
+            self.cells, x, state.h, state.c, self.dropout.p, self.training
+        )  # (batch, tgt_len, hidden)
         ctx, weights = self.attention.attend(top, mem)  # (batch, tgt_len, mem_dim), (batch, tgt_len, src_len)
         out = self.dropout(torch.tanh(self.combine(torch.cat([top, ctx], 2))))  # (batch, tgt_len, hidden)
         return out, weights if with_attention else None
-
-    def rnn_weights(self) -> list[torch.Tensor]:
-        """The cells' parameters in the layout of ``torch.lstm`` / ``torch.gru``: per layer
-        W_ih (gates*hidden, in), W_hh (gates*hidden, hidden), b_ih, b_hh (views, gradients flow back)."""
-        flat = []
-        for layer, cell in enumerate(self.cells):
-            if isinstance(cell, LSTMCell):
-                w_ih = cell.w_pre if layer == 0 else cell.w_step[:, : self.hidden]
-                w_hh = cell.w_step[:, -self.hidden :]
-                flat += [w_ih, w_hh, cell.bias, torch.zeros_like(cell.bias)]
-            else:
-                w_ih = cell.w_pre if layer == 0 else cell.w_step
-                flat += [w_ih, cell.w_hid, cell.bias, cell.bias_hid]
-        return [w.contiguous() for w in flat]

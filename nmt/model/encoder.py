@@ -30,7 +30,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(vocab, emb_dim, padding_idx=PAD)
         self.emb_dropout = Dropout(emb_dropout)
-        rnn = nn.LSTM if cell == "lstm" else nn.GRU
+        rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]  # nn.RNN: tanh
         self.rnn = rnn(
             emb_dim,
             hidden,

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from nmt import NmtError
-from nmt.model.cells import GRUCell, LSTMCell
+from nmt.model.cells import GRUCell, LSTMCell, RNNCell
 from nmt.model.seq2seq import Seq2Seq
 
 
@@ -56,6 +56,27 @@ class QuantizedLSTMCell(nn.Module):
         i, f, g, o = gates.chunk(4, 1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         return torch.sigmoid(o) * torch.tanh(c), c
+
+
+class QuantizedRNNCell(nn.Module):
+    """``RNNCell`` with int8 products; same interface (``project``, ``forward``)."""
+
+    def __init__(self, cell: RNNCell) -> None:
+        super().__init__()
+        self.hidden = cell.hidden
+        self.pre = _qlinear(cell.w_pre, cell.bias) if cell.w_pre is not None else None
+        self.step = _qlinear(cell.w_step, None)
+        self.register_buffer("bias", cell.bias.detach().clone())
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        return self.pre(x.reshape(-1, shape[-1])).reshape(*shape[:-1], -1)  # (..., hidden)
+
+    def forward(
+        self, pre: torch.Tensor | None, x: torch.Tensor | None, h: torch.Tensor, c: None = None
+    ) -> tuple[torch.Tensor, None]:
+        inp = h if x is None else torch.cat([x, h], 1)
+        return torch.tanh(self.step(inp) + (self.bias if pre is None else pre)), None
 
 
 class QuantizedGRUCell(nn.Module):
@@ -105,6 +126,10 @@ def quantize_int8(model: Seq2Seq, device: torch.device) -> Seq2Seq:
         warnings.simplefilter("ignore")
         for k, cell in enumerate(model.decoder.cells):
             model.decoder.cells[k] = (
-                QuantizedLSTMCell(cell) if isinstance(cell, LSTMCell) else QuantizedGRUCell(cell)
+                QuantizedLSTMCell(cell)
+                if isinstance(cell, LSTMCell)
+                else QuantizedRNNCell(cell)
+                if isinstance(cell, RNNCell)
+                else QuantizedGRUCell(cell)
             )
         return quantize_dynamic(model, {nn.Linear, nn.LSTM, nn.GRU}, dtype=torch.qint8)

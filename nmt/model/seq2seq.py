@@ -13,7 +13,7 @@ from torch import nn
 from nmt.config import ModelConfig, validate_model
 from nmt.data.tokenizer import PAD
 from nmt.model.attention import Memory
-from nmt.model.cells import GRUCell, LSTMCell
+from nmt.model.cells import GRUCell, LSTMCell, RNNCell
 from nmt.model.decoder import Decoder, DecoderState
 from nmt.model.encoder import Bridge, Encoder
 
@@ -62,7 +62,7 @@ class Seq2Seq(nn.Module):
             for p in self.parameters():
                 nn.init.uniform_(p, -cfg.init_range, cfg.init_range)
         for m in self.modules():
-            if isinstance(m, (LSTMCell, GRUCell)):
+            if isinstance(m, (LSTMCell, GRUCell, RNNCell)):
                 m.init_forget_bias()
         if cfg.cell.value == "lstm":  # nn.LSTM: gates i, f, g, o; b_ih + b_hh is the effective bias
             h = cfg.enc_hidden

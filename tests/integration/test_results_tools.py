@@ -115,11 +115,13 @@ def test_card_of_a_folder_that_is_not_a_run(toy_run: ToyRun, tmp_path: Path) -> 
 def test_inspect_traces_the_models_own_translation(toy_run: ToyRun, tmp_path: Path) -> None:
     src = (toy_run.corpus / "toy" / "test.src").read_text().splitlines()[0]
     ref = (toy_run.corpus / "toy" / "test.tgt").read_text().splitlines()[0]
-    out = tmp_path / "cells.png"
+    out, att = tmp_path / "cells.png", tmp_path / "attention.png"
     proc = run_cli(
-        "inspect", f"ckpt={toy_run.best}", f"text='{src}'", f"output={out}", "units=8", cwd=toy_run.root
-    )
+        "inspect", f"ckpt={toy_run.best}", f"text='{src}'", f"output={out}", "units=8",
+        f"attention_png={att}", cwd=toy_run.root,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr.decode()
+    assert att.read_bytes().startswith(PNG_MAGIC) and b"missing from font" not in proc.stderr
     stdout = proc.stdout.decode()
     assert f"target: {ref}" in stdout  # the toy model translates its test set perfectly
     assert "layer 1:" in stdout and "forget gate" in stdout

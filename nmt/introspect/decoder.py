@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from nmt.data.tokenizer import BOS, EOS
+from nmt.introspect.plotting import japanese_rc
 from nmt.model.seq2seq import Seq2Seq
 
 
@@ -80,9 +81,13 @@ def trace(
 
 def plot(tr: Trace, path: str, units: int = 24) -> None:
     """Attention, the top layer's most varying cell units along the output, and gate saturation."""
-    import matplotlib
+    import matplotlib.pyplot as plt
 
-    matplotlib.use("Agg")
+    with plt.rc_context(japanese_rc()):
+        _plot(tr, path, units)
+
+
+def _plot(tr: Trace, path: str, units: int) -> None:
     import matplotlib.pyplot as plt
 
     top = tr.layers[-1]
