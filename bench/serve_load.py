@@ -97,14 +97,21 @@ def main() -> None:
         cmd = [sys.executable, "-m", "nmt.cli.serve", f"ckpt={a.ckpt}", f"port={port}", *a.serve_args.split()]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, env={**os.environ})
         url = f"http://127.0.0.1:{port}"
-        for _ in range(600):
+        deadline = time.monotonic() + 300
+        while True:
             try:
                 with urllib.request.urlopen(f"{url}/translator/health", timeout=2):
                     break
             except OSError:
-                time.sleep(0.1)
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    sys.exit(f"serve_load: the server did not start ({' '.join(cmd)})")
+                time.sleep(0.2)
     try:
         post(f"{url}/translator/translate", json.dumps([{"src": lines[0]}]).encode())  # warm-up
+        print(
+            f"{len(lines)} distinct sentences from {a.input}, one per request; {a.serve_args or 'default settings'}"
+        )
         print(f"{'clients':>8}{'requests':>10}{'ok':>6}{'sent/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
         for c in (int(x) for x in a.clients.split(",")):
             r = run(f"{url}/translator/translate", lines, a.requests, c)

@@ -56,11 +56,11 @@ def load_translator(
     _, src_tok, tgt_tok, first = loaded[0]
     text_cfg = text_processing(first, paths[0])
     for path, (_, s, t, ck) in zip(paths[1:], loaded[1:]):
-        if t.proto != tgt_tok.proto:
+        if t.vocabulary() != tgt_tok.vocabulary():
             raise NmtError(
                 f"{path}: its target vocabulary is not {paths[0]}'s: an ensemble needs the same vocabularies"
             )
-        if s.proto != src_tok.proto:
+        if s.vocabulary() != src_tok.vocabulary():
             raise NmtError(
                 f"{path}: its source vocabulary is not {paths[0]}'s: an ensemble needs the same vocabularies"
             )

@@ -93,14 +93,24 @@ def _num(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{x:,.{digits}f}"
 
 
-def _search_text(s: dict) -> str:
+def _search_text(s: dict, options: dict | None = None) -> str:
+    extra = ""
+    if options and options.get("replace_unk") is False:
+        extra += ", replace_unk off"
+    if options and options.get("quantize", "none") != "none":
+        extra += f", {options['quantize']}"
+    return _method_text(s) + extra
+
+
+def _method_text(s: dict) -> str:
     if s.get("method") == "beam":
         lp = s.get("length_penalty")
         pen = (
             f", GNMT α={s.get('alpha')}" if lp == "gnmt" else ("" if lp == "none" else f", {lp} length norm")
         )
         cov = f", coverage β={s['coverage_penalty']}" if s.get("coverage_penalty") else ""
-        return f"beam {s.get('beam_size')}{pen}{cov}"
+        stop = ", first-K stop" if s.get("stop") == "first_k" else ""
+        return f"beam {s.get('beam_size')}{pen}{cov}{stop}"
     return str(s.get("method", "?"))
 
 
@@ -162,8 +172,8 @@ def build_card(run_dir: Path, title: str, n_examples: int) -> tuple[str, dict]:
         ]
     if evals:
         md += [
-            "| checkpoint | search | test set | sentences | BLEU | chrF | BLEU -tok none (segmented) | sent/s |",
-            "|---|---|---|---:|---:|---:|---:|---:|",
+            "| checkpoint | search | test set | sentences | BLEU | chrF | BLEU -tok none (segmented) | unknown pieces (left in text) | sent/s |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|",
         ]
         sigs: dict[str, str] = {}
         for e in evals:
@@ -172,9 +182,10 @@ def build_card(run_dir: Path, title: str, n_examples: int) -> tuple[str, dict]:
                 main, chrf, seg = (sc[1], sc[2], sc[0]) if len(sc) == 3 else (sc[0], sc[1], None)
                 seg_txt = "" if seg is None else f"{seg['score']:.2f}"
                 md.append(
-                    f"| {_ckpt_name(e.get('checkpoint'))} | {_search_text(e.get('search', {}))} | {r['test_set']} "
-                    f"| {r['sentences']} | {main['score']:.2f} | {chrf['score']:.2f} "
-                    f"| {seg_txt} | {r['sentences_per_second']} |"
+                    f"| {_ckpt_name(e.get('checkpoint'))} | {_search_text(e.get('search', {}), e.get('options'))} "
+                    f"| {r['test_set']} | {r['sentences']} | {main['score']:.2f} | {chrf['score']:.2f} "
+                    f"| {seg_txt} | {r.get('unknown_pieces', '-')} ({r.get('unknown_left', '-')}) "
+                    f"| {r['sentences_per_second']} |"
                 )
                 for s in sc:
                     sigs.setdefault(

@@ -89,6 +89,7 @@ def evaluate_checkpoint(cfg: EvaluateJob) -> dict:
         "checkpoint": cfg.ckpt,
         "search": _search_dict(cfg.search),
         "decoding": how,
+        "options": {"replace_unk": cfg.replace_unk, "quantize": cfg.quantize.value},
         "hardware": hardware(device),
         "results": rows,
     }

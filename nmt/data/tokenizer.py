@@ -97,3 +97,13 @@ class Tokenizer:
 
     def pieces(self, ids: list[int]) -> list[str]:
         return [self.sp.id_to_piece(i) for i in ids]
+
+    def vocabulary(self) -> tuple[tuple[str, float, bool, bool], ...]:
+        """Every piece with its score and kind, by id: what decides how text maps to ids. Two models
+        trained alike on the same text have the same vocabulary even though their serialized files
+        differ (they record the paths they were trained from)."""
+        sp = self.sp
+        return tuple(
+            (sp.id_to_piece(i), round(sp.get_score(i), 5), sp.is_control(i), sp.is_byte(i))
+            for i in range(len(self))
+        )

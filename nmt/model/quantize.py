@@ -37,7 +37,7 @@ def _qlinear(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
 class QuantizedLSTMCell(nn.Module):
     """``LSTMCell`` with int8 products; same interface (``project``, ``forward``)."""
 
-    def __init__(self, cell: LSTMCell) -> None:
+    def __init__(self, cell: LSTMCell | RNNCell) -> None:
         super().__init__()
         self.hidden = cell.hidden
         self.pre = _qlinear(cell.w_pre, cell.bias) if cell.w_pre is not None else None
@@ -46,7 +46,7 @@ class QuantizedLSTMCell(nn.Module):
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        return self.pre(x.reshape(-1, shape[-1])).reshape(*shape[:-1], -1)  # (..., 4*hidden)
+        return self.pre(x.reshape(-1, shape[-1])).reshape(*shape[:-1], -1)  # (..., gates*hidden)
 
     def forward(
         self, pre: torch.Tensor | None, x: torch.Tensor | None, h: torch.Tensor, c: torch.Tensor
@@ -58,19 +58,8 @@ class QuantizedLSTMCell(nn.Module):
         return torch.sigmoid(o) * torch.tanh(c), c
 
 
-class QuantizedRNNCell(nn.Module):
-    """``RNNCell`` with int8 products; same interface (``project``, ``forward``)."""
-
-    def __init__(self, cell: RNNCell) -> None:
-        super().__init__()
-        self.hidden = cell.hidden
-        self.pre = _qlinear(cell.w_pre, cell.bias) if cell.w_pre is not None else None
-        self.step = _qlinear(cell.w_step, None)
-        self.register_buffer("bias", cell.bias.detach().clone())
-
-    def project(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
-        return self.pre(x.reshape(-1, shape[-1])).reshape(*shape[:-1], -1)  # (..., hidden)
+class QuantizedRNNCell(QuantizedLSTMCell):
+    """``RNNCell`` with int8 products: the LSTM's weights layout with one gate; its own step."""
 
     def forward(
         self, pre: torch.Tensor | None, x: torch.Tensor | None, h: torch.Tensor, c: None = None

@@ -141,3 +141,15 @@ def test_an_ensemble_needs_the_same_vocabularies(ckpts: list[Path], tmp_path: Pa
     with pytest.raises(NmtError, match="target vocabulary") as e:
         nmt.load([ckpts[0], odd], device="cpu")
     assert str(odd) in str(e.value)
+
+
+def test_models_prepared_apart_from_the_same_text_ensemble(ckpts: list[Path], tmp_path: Path) -> None:
+    """Two runs each train their SentencePiece models on the same corpus: the files differ (they
+    record where they were trained) but the vocabularies are the same, so they ensemble."""
+    from tests.helpers import train_toy_tokenizers
+
+    again = train_toy_tokenizers(tmp_path / "elsewhere")
+    first = Tokenizer(torch.load(ckpts[0], weights_only=True)["spm"]["tgt"])
+    assert again[1].proto != first.proto and again[1].vocabulary() == first.vocabulary()
+    other = save(tmp_path, "apart.pt", again, seed=7)
+    assert len(nmt.load([ckpts[0], other], device="cpu", search="greedy").translate(LINES)) == len(LINES)
