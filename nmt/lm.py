@@ -147,7 +147,7 @@ def train_lm(text: str, model_cfg: LMConfig, cfg: LMTrainConfig, out: Path, devi
     metrics = open(out / "metrics.jsonl", "w")  # noqa: SIM115 (closed below)
     log.info(
         "char-rnn: %d training / %d validation characters, %d symbols | %s %d x %d | %s parameters",
-        len(train_ids), len(valid_ids), len(vocab), model_cfg.cell, model_cfg.layers, model_cfg.hidden,
+        len(train_ids), len(valid_ids), len(vocab), Cell(model_cfg.cell).value, model_cfg.layers, model_cfg.hidden,
         f"{sum(p.numel() for p in model.parameters()):,}",
     )  # fmt: skip
     start, step, best = time.perf_counter(), 0, math.inf

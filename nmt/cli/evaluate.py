@@ -20,7 +20,7 @@ from nmt.config import (
     validate_evaluate,
 )
 from nmt.data.corpus import data_path, read_lines, read_parallel
-from nmt.metrics import Score, score_all
+from nmt.metrics import Score, score_all, strip_spaces
 from nmt.runtime import describe_precision, hardware, resolve_device, set_threads
 from nmt.translator import Options, Translator
 
@@ -127,7 +127,12 @@ def evaluate_set(translator: Translator, name: str, ts: TestSetConfig, cfg: Eval
         row["hyp"] = str(Path(cfg.hyp_dir) / f"{name}.hyp")
         Path(cfg.hyp_dir).mkdir(parents=True, exist_ok=True)
         Path(row["hyp"]).write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
-    scores = score_all(hyps, refs, lang, cfg.tokenize, ts.segmented)
+    # -tok none compares segmentations: only for a model that writes the reference's segmented
+    # form; a model that writes plain text is scored against the reference with its spaces removed
+    if ts.segmented and not (translator.text is not None and translator.text.segmented):
+        scores = score_all(strip_spaces(hyps), strip_spaces(refs), lang, cfg.tokenize)
+    else:
+        scores = score_all(hyps, refs, lang, cfg.tokenize, ts.segmented)
     row["scores"] = [s.as_dict() for s in scores]
     log.info("%s: %d sentences in %.1fs, %s", name, len(src), secs, score_line(scores[0]))
     return row

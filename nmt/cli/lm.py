@@ -22,7 +22,10 @@ def task(cfg: LmJob) -> None:
     from nmt.runlock import RunLock
     from nmt.runtime import resolve_device
 
-    path = data_path(DataConfig(name="lm", corpus="lm", root=cfg.data_root), cfg.text)
+    try:
+        path = data_path(DataConfig(name="lm", corpus="lm", root=cfg.data_root), cfg.text)
+    except NmtError:  # no corpus folder at all: the path as given
+        path = Path(cfg.text)
     if not path.is_file():
         raise NmtError(f"{path}: text file not found")
     with open(path, encoding="utf-8", errors="strict") as f:

@@ -104,7 +104,8 @@ def train(model: Recurrent, task: Task, steps: int, lr: float, clip: float, seed
         norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip > 0 else math.inf))
         if math.isfinite(norm):
             opt.step()
-        losses.append(float(loss) if math.isfinite(float(loss)) else float("nan"))
+        value = loss.item()
+        losses.append(value if math.isfinite(value) else float("nan"))
         norms.append(norm)
         accs.append(float((logits.argmax(-1) == y).float().mean()))
     tail = accs[-50:]

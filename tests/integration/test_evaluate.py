@@ -111,3 +111,19 @@ def test_output_folder_is_created_and_an_unwritable_output_is_one_line(tmp_path:
     blocked = hyp / "s.json"  # its folder is a file
     proc = run_cli("evaluate", f"hyp={hyp}", f"ref={ref}", f"output={blocked}", cwd=tmp_path)
     assert str(hyp) in assert_one_line_error(proc, "nmt-evaluate")
+
+
+def test_a_model_that_writes_plain_text_is_not_scored_on_segmentation(
+    toy_run: ToyRun, tmp_path: Path
+) -> None:
+    """The toy model's data is not word-segmented: against a reference marked segmented it is
+    scored with the spaces removed on both sides, never with -tok none (which would compare
+    segmentations the model never wrote)."""
+    src, ref = toy_run.corpus / "toy" / "dev.src", toy_run.corpus / "toy" / "dev.tgt"
+    out = tmp_path / "s.json"
+    proc = run_cli("evaluate", f"ckpt={toy_run.best}", f"src={src}", f"ref={ref}", "segmented=true",
+                   "search=greedy", f"output={out}", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    [row] = json.loads(out.read_text())["results"]
+    assert len(row["scores"]) == 2 and not any("tok:none" in s["signature"] for s in row["scores"])
+    assert row["scores"][1]["metric"] == "chrF" and row["scores"][1]["score"] > 90  # BLEU: 1 token a line
