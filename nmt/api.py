@@ -23,7 +23,8 @@ import torch
 import yaml
 
 from nmt import NmtError
-from nmt.config import Precision, Quantize, SearchConfig, SearchMethod, conf_dir, validate_search
+from nmt.checks import validate_search
+from nmt.config import Precision, Quantize, SearchConfig, SearchMethod, conf_dir
 from nmt.data.text import TextProcessor
 from nmt.model.capture import CapturedModel
 from nmt.model.ensemble import Ensemble
@@ -87,19 +88,25 @@ def search_config(search: str | SearchConfig | dict | None) -> SearchConfig:
     if not preset.is_file():
         raise NmtError(f"search={name!r}: no such preset (conf/search has beam, greedy, sample)")
     values = {**(yaml.safe_load(preset.read_text(encoding="utf-8")) or {}), **changes}
-    known = {f.name: f for f in fields(SearchConfig)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise NmtError(f"search: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    cfg = SearchConfig()
-    for key, value in values.items():
-        default = getattr(cfg, key)
-        if hasattr(default, "value"):  # an enum: from its name
-            value = type(default)(value)
-        cfg = replace(cfg, **{key: value})
+    cfg = _with_values(SearchConfig(), values, "search: unknown key(s)")
     cfg = replace(cfg, method=SearchMethod(cfg.method))
     validate_search(cfg)
     return cfg
+
+
+def _with_values(obj: Any, values: dict, unknown_message: str) -> Any:
+    """A copy of the dataclass ``obj`` with ``values`` set (enums from their names); unknown keys
+    are refused with one line listing the known ones."""
+    known = [f.name for f in fields(obj)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise NmtError(f"{unknown_message} {', '.join(unknown)}; known: {', '.join(known)}")
+    for key, value in values.items():
+        default = getattr(obj, key)
+        if hasattr(default, "value") and not isinstance(value, type(default)):  # an enum: from its name
+            value = type(default)(value)
+        obj = replace(obj, **{key: value})
+    return obj
 
 
 def load(
@@ -115,15 +122,6 @@ def load(
     (batch_size, max_input_len, on_bad_line, with_attention, keep_segmentation, replace_unk,
     precision, quantize, compile, ...), as strings or their enums.
     """
-    known = {f.name: f for f in fields(Options)}
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise NmtError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    opts = Options()
-    for key, value in options.items():
-        default = getattr(opts, key)
-        if hasattr(default, "value") and not isinstance(value, type(default)):
-            value = type(default)(value)
-        opts = replace(opts, **{key: value})
+    opts = _with_values(Options(), options, "unknown option(s)")
     translator, _ = load_translator(ckpt, resolve_device(device), search_config(search), opts)
     return translator

@@ -9,8 +9,9 @@ import logging
 from pathlib import Path
 
 from nmt import NmtError
+from nmt.checks import validate_lm
 from nmt.cli.common import hydra_cli
-from nmt.config import DataConfig, LmJob, validate_lm
+from nmt.config import DataConfig, LmJob
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from nmt.checks import validate_data, validate_tokenizer
 from nmt.cli.common import hydra_cli, run_dir
-from nmt.config import TrainJob, validate_data, validate_tokenizer
+from nmt.config import TrainJob
 from nmt.data.corpus import prepare
 from nmt.runlock import RunLock
 

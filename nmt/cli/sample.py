@@ -5,8 +5,9 @@ nmt-sample ckpt=runs/char_rnn/lm.pt prime="Kyoto is" temperature=0.5 length=300
 
 from __future__ import annotations
 
+from nmt.checks import validate_sample
 from nmt.cli.common import hydra_cli
-from nmt.config import SampleJob, validate_sample
+from nmt.config import SampleJob
 
 
 def task(cfg: SampleJob) -> None:

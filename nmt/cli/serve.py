@@ -16,8 +16,9 @@ import signal
 from collections.abc import Iterator
 
 from nmt import NmtError
+from nmt.checks import validate_serve
 from nmt.cli.common import hydra_cli
-from nmt.config import ServeJob, validate_serve
+from nmt.config import ServeJob
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,9 @@ import sys
 import time
 
 from nmt.api import load_translator
+from nmt.checks import validate_translate
 from nmt.cli.common import hydra_cli
-from nmt.config import OutputFormat, TranslateJob, validate_translate
+from nmt.config import OutputFormat, TranslateJob
 from nmt.runtime import describe_precision, resolve_device, set_threads
 from nmt.textio import format_line, translate_file
 from nmt.translator import Options, Translator

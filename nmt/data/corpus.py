@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from nmt import NmtError
-from nmt.config import DataConfig, TokenizerConfig, character_coverage, repo_root
+from nmt.checks import character_coverage
+from nmt.config import DataConfig, TokenizerConfig, repo_root
 from nmt.data.text import TextProcessor
 from nmt.data.tokenizer import Tokenizer, train_sentencepiece
 

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nmt.config import ModelConfig, validate_model
+from nmt.checks import validate_model
+from nmt.config import ModelConfig
 from nmt.data.tokenizer import PAD
 from nmt.model.attention import Memory
 from nmt.model.cells import GRUCell, LSTMCell, RNNCell

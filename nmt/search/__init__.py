@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from nmt.config import SearchConfig, SearchMethod, validate_search
+from nmt.checks import validate_search
+from nmt.config import SearchConfig, SearchMethod
 from nmt.search.beam import beam_search
 from nmt.search.common import Hypothesis, SearchModel
 from nmt.search.greedy import Sampler, greedy_search, pick_greedy

@@ -28,15 +28,8 @@ from omegaconf import OmegaConf
 
 import nmt
 from nmt import NmtError
-from nmt.config import (
-    TrainJob,
-    describe,
-    validate_data,
-    validate_model,
-    validate_search,
-    validate_tokenizer,
-    validate_train,
-)
+from nmt.checks import validate_data, validate_model, validate_search, validate_tokenizer, validate_train
+from nmt.config import TrainJob, describe
 from nmt.data.batching import batch_indices, make_batch
 from nmt.data.corpus import Prepared, load_prepared, prepare
 from nmt.model.seq2seq import build_model, count_parameters

@@ -10,6 +10,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 
 from nmt import NmtError
+from nmt.checks import character_coverage, validate_model, validate_search, validate_train
 from nmt.cli.common import to_job
 from nmt.config import (
     Attention,
@@ -22,13 +23,9 @@ from nmt.config import (
     TrainConfig,
     TrainJob,
     TranslateJob,
-    character_coverage,
     conf_dir,
     describe,
     register_configs,
-    validate_model,
-    validate_search,
-    validate_train,
 )
 
 

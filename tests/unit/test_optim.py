@@ -113,7 +113,7 @@ def test_wsd_is_constant_then_decays_linearly_to_min_lr_over_the_last_fraction()
 
 def test_wsd_needs_a_budget() -> None:
     from nmt import NmtError
-    from nmt.config import validate_train
+    from nmt.checks import validate_train
 
     with pytest.raises(NmtError, match="max_steps or train.max_time"):
         validate_train(TrainConfig(schedule=Schedule.wsd))
