@@ -13,7 +13,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from omegaconf import MISSING
+from nmt.structured import MISSING
 
 # ----------------------------------------------------------------------------- choices
 

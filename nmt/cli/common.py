@@ -8,19 +8,20 @@ on stderr and exit status 2, never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+from typing import TYPE_CHECKING, Any
 
 from nmt import NmtError
 from nmt.config import conf_dir, register_configs
 from nmt.runtime import tune_allocator
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 
 def fail(prog: str, message: str, status: int = 2) -> None:
@@ -29,6 +30,9 @@ def fail(prog: str, message: str, status: int = 2) -> None:
 
 
 def to_job(cfg: DictConfig) -> Any:
+    from omegaconf import OmegaConf
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
     try:
         return OmegaConf.to_object(cfg)
     except MissingMandatoryValue as e:
@@ -57,9 +61,9 @@ def hydra_cli(config_name: str, task: Callable[[Any], None], direct: bool = Fals
     """
     prog = f"nmt-{config_name}"
 
-    def _task(cfg: DictConfig) -> None:
+    def _task(cfg: Any) -> None:  # a composed DictConfig, or the job itself (compose_simple)
         try:
-            task(to_job(cfg))
+            task(cfg if dataclasses.is_dataclass(cfg) else to_job(cfg))
         except NmtError as e:
             logging.getLogger("nmt").debug("error", exc_info=True)
             fail(prog, str(e))
@@ -80,6 +84,7 @@ def hydra_cli(config_name: str, task: Callable[[Any], None], direct: bool = Fals
             return
         import hydra
         from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
 
         register_configs()
         app = hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")(_task)
@@ -107,9 +112,7 @@ def hydra_cli(config_name: str, task: Callable[[Any], None], direct: bool = Fals
     return main
 
 
-def _run_direct(
-    prog: str, config_name: str, overrides: list[str], task: Callable[[DictConfig], None]
-) -> None:
+def _run_direct(prog: str, config_name: str, overrides: list[str], task: Callable[[Any], None]) -> None:
     """Compose once, log like conf/hydra/job_logging/nmt_console.yaml, run the task."""
     from nmt.cli.compose import compose_simple
 
@@ -117,6 +120,7 @@ def _run_direct(
     if cfg is None:  # not simple, or not valid: Hydra composes it (and words any error)
         from hydra import compose, initialize_config_dir
         from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
 
         register_configs(f"{config_name}_schema")
         try:

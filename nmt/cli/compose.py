@@ -1,29 +1,31 @@
-"""Composing a simple command line without loading Hydra: start-up time for one-shot tools.
+"""Composing a simple command line without Hydra or OmegaConf: start-up time for one-shot tools.
 
-Importing Hydra and composing with it costs about 0.35 s, more than the rest of a one-line
-translation after ``import torch``. A command line of plain ``key=value`` overrides on a config
-whose defaults list is a schema, ``_self_`` and single-file groups (``search: beam``) needs none of
-Hydra's machinery: the result is the schema, merged with the file's own keys, the chosen group
-files and the overrides, in that order, which is what Hydra computes. ``compose_simple`` returns
-None for anything else (a group file with defaults of its own, ``+key``, ``~key``, sweeps, quoted
-or structured values, a value that does not fit), and the caller composes with Hydra then, which
-also gives Hydra's own error messages. ``tests/unit/test_cli_compose.py`` checks both agree.
+Importing Hydra and OmegaConf and composing with them cost about 0.35 s, more than the rest of a
+one-line translation after ``import torch``. A command line of plain ``key=value`` overrides on a
+config whose defaults list is a schema, ``_self_`` and single-file groups (``search: beam``) needs
+none of their machinery: the result is the schema's defaults, merged with the file's own keys, the
+chosen group files and the overrides, in that order, which is what Hydra computes; ``nmt.structured``
+turns it into the job dataclass. ``compose_simple`` returns None for anything else (a group file
+with defaults of its own, ``+key``, ``~key``, sweeps, quoted or structured values, a value that
+does not fit, a missing mandatory value), and the caller composes with Hydra then, which also gives
+Hydra's own error messages. ``tests/unit/test_structured.py`` checks both give the same job.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from nmt.config import SCHEMAS, conf_dir
+from nmt.structured import Missing, Unsupported, build, defaults, merge, set_dotted
 
 OVERRIDE = re.compile(r"^([A-Za-z_][\w.]*)=([\w./+\-,:%]*)$")  # values YAML reads as plain scalars
 
 
-def compose_simple(config_name: str, overrides: list[str]) -> DictConfig | None:
+def compose_simple(config_name: str, overrides: list[str]) -> Any | None:
+    """The job dataclass of ``nmt-<config_name> overrides...``, or None: compose with Hydra."""
     conf = conf_dir()
     try:
         primary = yaml.safe_load((conf / f"{config_name}.yaml").read_text(encoding="utf-8")) or {}
@@ -57,21 +59,23 @@ def compose_simple(config_name: str, overrides: list[str]) -> DictConfig | None:
                 return None
             groups[key] = value
         else:
-            dotlist.append(o)
+            dotlist.append((key, value))
     if schema is None:
         return None
     try:
-        cfg = OmegaConf.structured(schema)
+        tree = defaults(schema)
         for item in order:
             if item is None:
-                cfg = OmegaConf.merge(cfg, primary)
+                tree = merge(tree, primary)
                 continue
             path = conf / item / f"{groups[item]}.yaml"
             text = path.read_text(encoding="utf-8")
             node = yaml.safe_load(text) or {}
-            if "defaults" in node or "@package" in text:
+            if not isinstance(node, dict) or "defaults" in node or "@package" in text:
                 return None
-            cfg = OmegaConf.merge(cfg, {item: node})
-        return OmegaConf.merge(cfg, OmegaConf.from_dotlist(dotlist))
-    except (OSError, yaml.YAMLError, OmegaConfBaseException):
+            tree = merge(tree, {item: node})
+        for key, value in dotlist:
+            tree = set_dotted(tree, key, value)
+        return build(schema, tree)
+    except (OSError, yaml.YAMLError, Unsupported, Missing):
         return None

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 
 import nmt
 from nmt import NmtError
 from nmt.config import DataConfig, ModelConfig, Normalize, Pretokenize, TextConfig
 from nmt.data.tokenizer import Tokenizer
 from nmt.model.seq2seq import Seq2Seq
+from nmt.structured import build
 
 FORMAT = "nmt-checkpoint"
 VERSION = 1
@@ -103,8 +103,7 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
 
 def model_config(ckpt: dict[str, Any], path: Path | str = "checkpoint") -> ModelConfig:
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), ckpt["config"]["model"])
-        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+        return build(ModelConfig, ckpt["config"]["model"])  # nmt.structured: no OmegaConf at start-up
     except Exception as e:  # noqa: BLE001
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise NmtError(f"{path}: its model config does not fit this nmt version ({first})") from None
