@@ -34,9 +34,8 @@ from nmt.data.batching import Batch, batch_indices, make_batch  # noqa: E402
 from nmt.data.corpus import load_prepared  # noqa: E402
 from nmt.model.seq2seq import build_model, count_parameters  # noqa: E402
 from nmt.runtime import autocast, autocast_dtype, hardware, resolve_device, tune_allocator  # noqa: E402
-from nmt.training.loss import scored_rows, sequence_loss  # noqa: E402
+from nmt.training.loss import sequence_loss  # noqa: E402
 from nmt.training.optim import build_optimizer  # noqa: E402
-from nmt.training.trainer import SCORED_ROWS_MULTIPLE  # noqa: E402
 
 SIZES = {
     "small": dict(emb_dim=256, enc_hidden=128, enc_layers=2, dec_hidden=256, dec_layers=2, vocab=8000),
@@ -112,9 +111,6 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the figures here")
 
     ap.add_argument("--no-tune-allocator", action="store_true")
-    ap.add_argument(
-        "--all-rows", action="store_true", help="score every target position, padding included (the old step)"
-    )
     a = ap.parse_args()
     if not a.no_tune_allocator:
         tune_allocator()
@@ -137,12 +133,8 @@ def main() -> None:
     def step(b: Batch) -> None:
         b = b.to(device)
         with autocast(device, amp):
-            if a.all_rows:  # before 2026-12-01: every position scored, padding included
-                logits = model(b.src, b.src_lens, b.tgt_in)
-                loss, _ = sequence_loss(logits, b.tgt_out, 0.1)
-            else:  # as the trainer does: only real targets, rounded up to a multiple of rows
-                rows, target = scored_rows(b.tgt_out, SCORED_ROWS_MULTIPLE)
-                loss, _ = sequence_loss(model(b.src, b.src_lens, b.tgt_in, rows), target, 0.1)
+            logits = model(b.src, b.src_lens, b.tgt_in)
+            loss, _ = sequence_loss(logits, b.tgt_out, 0.1)
         scaler.scale(loss / b.n_tgt_tokens).backward()
         scaler.unscale_(opt)
         float(torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0))  # the trainer syncs here too

@@ -89,23 +89,10 @@ class Seq2Seq(nn.Module):
             out = self.pre_output(out)
         return self.output(out)
 
-    def forward(
-        self,
-        src: torch.Tensor,
-        src_lens: torch.Tensor,
-        tgt_in: torch.Tensor,
-        rows: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Teacher forcing: (batch, src_len), (batch,), (batch, tgt_len) -> logits (batch, tgt_len, tgt_vocab).
-
-        With ``rows`` (n,), indices into the flattened (batch * tgt_len) positions, only those
-        positions are scored: logits (n, tgt_vocab). Training passes the positions with a real
-        target (``nmt.training.loss.scored_rows``), so the output layer, the largest product of
-        the step, skips the padding."""
+    def forward(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: (batch, src_len), (batch,), (batch, tgt_len) -> logits (batch, tgt_len, tgt_vocab)."""
         mem, state = self.encode(src, src_lens)
         out, _ = self.decoder(tgt_in, state, mem)  # (batch, tgt_len, dec_hidden)
-        if rows is not None:
-            out = out.flatten(0, 1).index_select(0, rows)  # (n, dec_hidden)
         return self.logits(out)
 
     def decode_step(

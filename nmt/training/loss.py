@@ -49,33 +49,15 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
         return grad, None, None
 
 
-def scored_rows(target: torch.Tensor, multiple: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """target (batch, tgt_len) -> rows (n,), row_target (n,): the flat positions with a real target.
-
-    n is rounded up to a multiple of ``multiple`` with rows whose target is PAD (they weigh
-    nothing in the loss), so that the output layer sees a few distinct shapes instead of one per
-    batch: on a CPU every new shape of a bf16 product creates and caches a oneDNN primitive."""
-    flat = target.reshape(-1)  # (batch*tgt_len,)
-    rows = (flat != PAD).nonzero().squeeze(1)  # (real,)
-    extra = (-rows.numel()) % multiple
-    if extra:
-        rows = torch.cat([rows, rows.new_zeros(extra)])
-    row_target = flat.index_select(0, rows)  # (n,)
-    if extra:
-        row_target[-extra:] = PAD
-    return rows, row_target
-
-
 def sequence_loss(
     logits: torch.Tensor, target: torch.Tensor, label_smoothing: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """logits (batch, tgt_len, vocab), target (batch, tgt_len) -> (loss sum, NLL sum), padding ignored.
-    Also logits (n, vocab) and target (n,) of the rows chosen by ``scored_rows``.
 
     Label smoothing (Szegedy et al. 2016) mixes the one-hot target with a uniform distribution:
         loss = (1 - eps) * NLL + eps * mean_v(-log p_v)
     (the definition of ``F.cross_entropy(label_smoothing=eps)``). The NLL sum (for perplexity) is
     returned detached. Computed in float32 whatever the autocast dtype of the logits.
     """
-    flat = logits.float().reshape(-1, logits.size(-1))  # (batch*tgt_len or n, vocab)
+    flat = logits.float().flatten(0, 1)  # (batch*tgt_len, vocab)
     return _SmoothedCrossEntropy.apply(flat, target.reshape(-1), float(label_smoothing))

@@ -45,17 +45,13 @@ from nmt.runtime import (
 )
 from nmt.training.checkpoint import CheckpointKeeper
 from nmt.training.distributed import init_distributed
-from nmt.training.loss import scored_rows, sequence_loss
+from nmt.training.loss import sequence_loss
 from nmt.training.optim import LRSchedule, build_optimizer
 from nmt.training.progress import Meter, Progress, StopSignal, fmt_time
 from nmt.training.resume import Checkpointing, rank_state
 from nmt.training.validation import dev_references, validate
 
 log = logging.getLogger(__name__)
-
-# The output layer scores only the positions with a real target, their count rounded up to this
-# (nmt.training.loss.scored_rows): a few distinct shapes per run instead of one per batch.
-SCORED_ROWS_MULTIPLE = 128
 
 __all__ = ["TrainState", "train", "validate"]
 
@@ -180,9 +176,8 @@ class Trainer(Checkpointing):
             b = make_batch(self.train_split, idx).to(self.device)
             sync = k == len(mine) - 1 or self.dist.world == 1  # DDP all-reduces on the last backward only
             with contextlib.nullcontext() if sync else self.ddp.no_sync(), autocast(self.device, self.amp):
-                rows, target = scored_rows(b.tgt_out, SCORED_ROWS_MULTIPLE)  # real targets only
-                logits = self.ddp(b.src, b.src_lens, b.tgt_in, rows)  # (rows, vocab)
-                loss, nll = sequence_loss(logits, target, self.tc.label_smoothing)
+                logits = self.ddp(b.src, b.src_lens, b.tgt_in)  # (batch, tgt_len, vocab)
+                loss, nll = sequence_loss(logits, b.tgt_out, self.tc.label_smoothing)
             self.scaler.scale(loss * (self.dist.world / normalizer)).backward()
             meter.add(loss.detach(), nll, b.n_tgt_tokens)  # stays on the device until the next log line
         lr = self.schedule.step(self.state.step + 1, self.progress())

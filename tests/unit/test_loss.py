@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from nmt.data.tokenizer import PAD
-from nmt.training.loss import scored_rows, sequence_loss
+from nmt.training.loss import sequence_loss
 
 
 def inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,30 +98,3 @@ def test_extreme_logits_stay_finite() -> None:
     assert torch.isfinite(loss)
     loss.backward()
     assert torch.isfinite(logits.grad).all()
-
-
-@pytest.mark.parametrize("multiple", [1, 4, 16])
-def test_scored_rows_are_the_real_targets_rounded_up_with_pad_rows(multiple: int) -> None:
-    _, target = inputs()
-    rows, row_target = scored_rows(target, multiple)
-    real = int((target != PAD).sum())
-    assert rows.numel() % multiple == 0 and real <= rows.numel() < real + multiple
-    flat = target.flatten()
-    assert torch.equal(row_target[:real], flat[flat != PAD])
-    assert torch.equal(rows[:real], (flat != PAD).nonzero().squeeze(1))
-    assert bool((row_target[real:] == PAD).all())
-
-
-@pytest.mark.parametrize("eps", [0.0, 0.1])
-def test_loss_over_scored_rows_equals_the_loss_over_every_position(eps: float) -> None:
-    logits, target = inputs()
-    a = logits.clone().requires_grad_()
-    b = logits.clone().requires_grad_()
-    rows, row_target = scored_rows(target, 8)
-    loss, nll = sequence_loss(a.flatten(0, 1).index_select(0, rows), row_target, eps)
-    want, want_nll = sequence_loss(b, target, eps)
-    torch.testing.assert_close(loss, want, atol=1e-5, rtol=1e-6)
-    torch.testing.assert_close(nll, want_nll, atol=1e-5, rtol=1e-6)
-    loss.backward()
-    want.backward()
-    torch.testing.assert_close(a.grad, b.grad, atol=1e-6, rtol=1e-5)

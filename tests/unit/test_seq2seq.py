@@ -60,14 +60,6 @@ def data(src_lens: list[int], tgt_len: int, seed: int = 1) -> tuple[torch.Tensor
     return src, torch.tensor(src_lens), tgt_in
 
 
-def test_forward_over_chosen_rows_scores_exactly_those_positions() -> None:
-    m = model(config(feed=False))
-    src, src_lens, tgt_in = data([5, 3, 4], 6)
-    full = m(src, src_lens, tgt_in).flatten(0, 1)  # (batch*tgt_len, vocab)
-    rows = torch.tensor([0, 7, 7, 17, 2])
-    torch.testing.assert_close(m(src, src_lens, tgt_in, rows), full[rows], atol=1e-6, rtol=1e-5)
-
-
 # --------------------------------------------------------------------------- step loop == forward
 
 
