@@ -4,7 +4,7 @@
 # scores on kyoto_wiki test (in domain) and WMT21/23/24 and NTREX (out of domain), and the results
 # card. A stopped run resumes where it stopped.
 #   bash recipes/en_ja_kyoto/run.sh                                  # the GPU recipe
-#   EXPERIMENT=en_ja_kyoto_cpu bash recipes/en_ja_kyoto/run.sh        # the CPU-sized subset (no GPU)
+#   EXPERIMENT=en_ja_kyoto_cpu bash recipes/en_ja_kyoto/run.sh        # the CPU recipe: small model, 105 min
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/env.sh
