@@ -33,7 +33,7 @@ from nmt.api import load_translator  # noqa: E402
 from nmt.config import LengthPenalty, Precision, Quantize, SearchConfig, SearchMethod  # noqa: E402
 from nmt.data.corpus import read_lines  # noqa: E402
 from nmt.metrics import bleu  # noqa: E402
-from nmt.runtime import hardware, resolve_device, tune_allocator  # noqa: E402
+from nmt.runtime import bound_kernel_caches, hardware, resolve_device, tune_allocator  # noqa: E402
 from nmt.translator import Options  # noqa: E402
 
 
@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     tune_allocator()
+    bound_kernel_caches()  # as the nmt tools do; ONEDNN_PRIMITIVE_CACHE_CAPACITY=1024 for oneDNN's default
     if a.threads:
         torch.set_num_threads(a.threads)
     device = resolve_device(a.device)

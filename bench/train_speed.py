@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import statistics
 import sys
@@ -33,7 +34,15 @@ from nmt.config import Attention, ModelConfig, Precision, TrainConfig  # noqa: E
 from nmt.data.batching import Batch, batch_indices, make_batch  # noqa: E402
 from nmt.data.corpus import load_prepared  # noqa: E402
 from nmt.model.seq2seq import build_model, count_parameters  # noqa: E402
-from nmt.runtime import autocast, autocast_dtype, hardware, resolve_device, tune_allocator  # noqa: E402
+from nmt.runtime import (  # noqa: E402
+    KERNEL_CACHE_TRAIN,
+    autocast,
+    autocast_dtype,
+    bound_kernel_caches,
+    hardware,
+    resolve_device,
+    tune_allocator,
+)  # noqa: E402
 from nmt.training.loss import sequence_loss  # noqa: E402
 from nmt.training.optim import build_optimizer  # noqa: E402
 
@@ -111,9 +120,15 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the figures here")
 
     ap.add_argument("--no-tune-allocator", action="store_true")
+    ap.add_argument(
+        "--unfused-loss", action="store_true", help="the old step: full logits, then the loss on them"
+    )
     a = ap.parse_args()
     if not a.no_tune_allocator:
         tune_allocator()
+    bound_kernel_caches(
+        KERNEL_CACHE_TRAIN
+    )  # as nmt-train does; ONEDNN_PRIMITIVE_CACHE_CAPACITY=1024 for oneDNN's default
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -133,8 +148,10 @@ def main() -> None:
     def step(b: Batch) -> None:
         b = b.to(device)
         with autocast(device, amp):
-            logits = model(b.src, b.src_lens, b.tgt_in)
-            loss, _ = sequence_loss(logits, b.tgt_out, 0.1)
+            if a.unfused_loss:
+                loss, _ = sequence_loss(model(b.src, b.src_lens, b.tgt_in), b.tgt_out, 0.1)
+            else:
+                loss, _ = model(b.src, b.src_lens, b.tgt_in, b.tgt_out, 0.1)
         scaler.scale(loss / b.n_tgt_tokens).backward()
         scaler.unscale_(opt)
         float(torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0))  # the trainer syncs here too
@@ -167,6 +184,7 @@ def main() -> None:
         "device": str(device),
         "precision": "fp32" if amp is None else str(amp),
         "hardware": hardware(device),
+        "onednn_cache": os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY"),
         "steps": len(times),
         "target_tokens_per_s": round(tokens / total, 1),
         "sentences_per_s": round(sents / total, 1),

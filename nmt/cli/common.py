@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from nmt import NmtError
 from nmt.config import conf_dir, register_configs
-from nmt.runtime import tune_allocator
+from nmt.runtime import KERNEL_CACHE_DECODE, bound_kernel_caches, tune_allocator
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -49,7 +49,12 @@ def run_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
-def hydra_cli(config_name: str, task: Callable[[Any], None], direct: bool = False) -> Callable[[], None]:
+def hydra_cli(
+    config_name: str,
+    task: Callable[[Any], None],
+    direct: bool = False,
+    kernel_cache: int = KERNEL_CACHE_DECODE,
+) -> Callable[[], None]:
     """``main()`` of the tool ``nmt-<config_name>``.
 
     ``direct``: for tools that write no run folder (translate, evaluate, ...): a command line of
@@ -58,6 +63,7 @@ def hydra_cli(config_name: str, task: Callable[[Any], None], direct: bool = Fals
     application (``-m`` sweeps, ``--cfg``, ``--help``, ...) still handles every command line with
     an option. Hydra's application composes the config twice (once to learn the run mode) and
     sets up a job: on a one-line translation that was most of the start-up after ``import torch``.
+    ``kernel_cache``: how many oneDNN kernels to keep (``nmt.runtime.bound_kernel_caches``).
     """
     prog = f"nmt-{config_name}"
 
@@ -78,6 +84,7 @@ def hydra_cli(config_name: str, task: Callable[[Any], None], direct: bool = Fals
 
     def main() -> None:
         tune_allocator()
+        bound_kernel_caches(kernel_cache)
         argv = sys.argv[1:]
         if direct and not any(a.startswith("-") for a in argv):
             _run_direct(prog, config_name, argv, _task)

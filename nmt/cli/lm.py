@@ -12,6 +12,7 @@ from nmt import NmtError
 from nmt.checks import validate_lm
 from nmt.cli.common import hydra_cli
 from nmt.config import DataConfig, LmJob
+from nmt.runtime import KERNEL_CACHE_TRAIN
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def task(cfg: LmJob) -> None:
              summary["minutes"], summary["best_valid_bpc"], out / "lm.pt")  # fmt: skip
 
 
-main = hydra_cli("lm", task, direct=True)
+main = hydra_cli("lm", task, kernel_cache=KERNEL_CACHE_TRAIN, direct=True)
 
 if __name__ == "__main__":
     main()

@@ -6,6 +6,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from nmt.cli.common import hydra_cli, run_dir
 from nmt.config import TrainJob
+from nmt.runtime import KERNEL_CACHE_TRAIN
 from nmt.training.trainer import train
 
 
@@ -14,7 +15,7 @@ def task(cfg: TrainJob) -> None:
         train(cfg, run_dir())
 
 
-main = hydra_cli("train", task)
+main = hydra_cli("train", task, kernel_cache=KERNEL_CACHE_TRAIN)
 
 if __name__ == "__main__":
     main()

@@ -17,6 +17,7 @@ from nmt.model.attention import Memory
 from nmt.model.cells import GRUCell, LSTMCell, RNNCell
 from nmt.model.decoder import Decoder, DecoderState
 from nmt.model.encoder import Bridge, Encoder
+from nmt.training.loss import output_loss
 
 
 class Seq2Seq(nn.Module):
@@ -89,11 +90,30 @@ class Seq2Seq(nn.Module):
             out = self.pre_output(out)
         return self.output(out)
 
-    def forward(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing: (batch, src_len), (batch,), (batch, tgt_len) -> logits (batch, tgt_len, tgt_vocab)."""
+    def features(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: (batch, src_len), (batch,), (batch, tgt_len) -> the output layer's input
+        (batch, tgt_len, emb_dim if tied else dec_hidden)."""
         mem, state = self.encode(src, src_lens)
         out, _ = self.decoder(tgt_in, state, mem)  # (batch, tgt_len, dec_hidden)
-        return self.logits(out)
+        return out if self.pre_output is None else self.pre_output(out)
+
+    def forward(
+        self,
+        src: torch.Tensor,
+        src_lens: torch.Tensor,
+        tgt_in: torch.Tensor,
+        tgt_out: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Teacher forcing: (batch, src_len), (batch,), (batch, tgt_len) -> logits (batch, tgt_len, tgt_vocab).
+
+        With the gold ``tgt_out`` (batch, tgt_len): (label-smoothed loss sum, NLL sum) over its
+        non-pad tokens instead, computed without materialising the logits (``output_loss``).
+        """
+        out = self.features(src, src_lens, tgt_in)
+        if tgt_out is None:
+            return self.output(out)
+        return output_loss(out, self.output, tgt_out, label_smoothing)
 
     def decode_step(
         self, tokens: torch.Tensor, state: DecoderState, mem: Memory

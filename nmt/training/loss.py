@@ -61,3 +61,113 @@ def sequence_loss(
     """
     flat = logits.float().flatten(0, 1)  # (batch*tgt_len, vocab)
     return _SmoothedCrossEntropy.apply(flat, target.reshape(-1), float(label_smoothing))
+
+
+def _chunk_rows(vocab: int, budget: int = 1 << 23) -> int:
+    """Rows per chunk so that one chunk's (rows x vocab) float32 scores take about 32 MiB."""
+    return max(128, budget // vocab // 128 * 128)
+
+
+class _FusedOutputLoss(torch.autograd.Function):
+    """Output projection and label-smoothed cross-entropy over row chunks, gradients in forward.
+
+    The full (rows x vocab) logits are never held: for each chunk of rows, forward computes the
+    scores (in the autocast dtype when one is given), the loss in float32, and at once the chunk's
+    gradient with respect to the scores, which the two backward products turn into the gradients
+    of the hidden rows, the weight and the bias. Backward only scales those by the incoming
+    gradient (the loss is a sum, so it enters linearly). Memory is one chunk of scores instead of
+    two (rows x vocab) float32 tensors, and every chunk but the last has the same shape, so
+    oneDNN's per-shape primitives stay few. The same products as the unfused step are computed.
+    """
+
+    @staticmethod
+    def forward(
+        ctx,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        target: torch.Tensor,
+        eps: float,
+        dtype: torch.dtype,
+        want_grad: bool,
+        chunk: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        rows, vocab = hidden.size(0), weight.size(0)
+        acc = torch.promote_types(dtype, torch.float32)  # softmax and sums: float32 at least
+        h, w = hidden.to(dtype), weight.to(dtype)  # (rows, d), (vocab, d)
+        b = None if bias is None else bias.to(dtype)
+        grad_h = torch.empty_like(h) if want_grad else None
+        grad_w = torch.zeros(weight.shape, dtype=acc, device=weight.device) if want_grad else None
+        grad_b = torch.zeros(vocab, dtype=acc, device=weight.device) if want_grad and b is not None else None
+        nll = torch.zeros((), dtype=acc, device=hidden.device)
+        smooth = torch.zeros_like(nll)
+        for r0 in range(0, rows, chunk):
+            hc, tc = h[r0 : r0 + chunk], target[r0 : r0 + chunk]  # (c, d), (c,)
+            z = (hc @ w.t() if b is None else torch.addmm(b, hc, w.t())).to(acc)  # (c, vocab)
+            z.sub_(z.amax(dim=1, keepdim=True))
+            real = (tc != PAD).to(acc)  # (c,)
+            gold = z.gather(1, tc.unsqueeze(1)).squeeze(1)
+            mean = z.mean(dim=1)
+            s = z.exp_().sum(dim=1)  # z is now e = exp(z - max)
+            log_s = s.log()
+            nll += ((log_s - gold) * real).sum()
+            if eps > 0:
+                smooth += ((log_s - mean) * real).sum()
+            if want_grad:
+                g = z.mul_((real / s).unsqueeze(1))  # softmax * real
+                if eps > 0:
+                    g.sub_((real * (eps / vocab)).unsqueeze(1))
+                g.scatter_add_(1, tc.unsqueeze(1), (-(1.0 - eps) * real).unsqueeze(1))
+                if grad_b is not None:
+                    grad_b += g.sum(dim=0)
+                g = g.to(dtype)
+                grad_h[r0 : r0 + chunk] = g @ w  # (c, d)
+                grad_w += (g.t() @ hc).to(acc)  # (vocab, d)
+        loss = (1.0 - eps) * nll + eps * smooth if eps > 0 else nll.clone()
+        if want_grad:
+            ctx.save_for_backward(grad_h, grad_w, grad_b)
+        ctx.dtypes = (hidden.dtype, weight.dtype)
+        ctx.mark_non_differentiable(nll)
+        return loss, nll
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor, grad_nll: torch.Tensor):  # noqa: ANN205
+        grad_h, grad_w, grad_b = ctx.saved_tensors
+        hd, wd = ctx.dtypes
+        gh = (grad_h * grad_loss.to(grad_h.dtype)).to(hd)
+        gw = (grad_w * grad_loss).to(wd)
+        gb = None if grad_b is None else (grad_b * grad_loss).to(wd)
+        return gh, gw, gb, None, None, None, None, None
+
+
+def output_loss(
+    hidden: torch.Tensor,
+    output: torch.nn.Linear,
+    target: torch.Tensor,
+    label_smoothing: float,
+    chunk_rows: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """hidden (batch, tgt_len, d) before the output layer, target (batch, tgt_len) -> (loss sum, NLL sum).
+
+    The same figures as ``sequence_loss(output(hidden), target, label_smoothing)`` without the
+    (batch x tgt_len x vocab) logits: see ``_FusedOutputLoss``. Products run in the autocast dtype
+    when autocast is on (bf16 on a CPU); under float16 autocast, whose unscaled per-chunk gradients
+    could underflow, it falls back to the unfused loss. ``chunk_rows`` 0: about 32 MiB of
+    float32 scores per chunk.
+    """
+    dev = hidden.device.type
+    dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else output.weight.dtype
+    if dtype == torch.float16:
+        return sequence_loss(output(hidden), target, label_smoothing)
+    want_grad = torch.is_grad_enabled() and (hidden.requires_grad or output.weight.requires_grad)
+    with torch.autocast(dev, enabled=False):
+        return _FusedOutputLoss.apply(
+            hidden.flatten(0, 1),
+            output.weight,
+            output.bias,
+            target.reshape(-1),
+            float(label_smoothing),
+            dtype,
+            want_grad,
+            chunk_rows or _chunk_rows(output.weight.size(0)),
+        )

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from nmt import NmtError
 from nmt.config import TrainConfig
+from nmt.runtime import peak_memory_mib
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,11 @@ class StopSignal:
 class Progress:
     """The progress bar (on a terminal), the periodic log line and ``metrics.jsonl`` (rank 0 only)."""
 
-    def __init__(self, run_dir: Path, tc: TrainConfig, first_step: int, main: bool) -> None:
+    def __init__(
+        self, run_dir: Path, tc: TrainConfig, first_step: int, main: bool, device: torch.device | None = None
+    ) -> None:
         self.tc, self.main = tc, main
+        self.device = device or torch.device("cpu")
         self.rates: list[float] = []  # target tokens/s of each log interval; steady state = median
         self.metrics = open(run_dir / "metrics.jsonl", "a") if main else None  # noqa: SIM115 (closed in close())
         self.bar = tqdm(
@@ -148,9 +152,10 @@ class Progress:
         if not self.main:
             return
         norm = float(np.mean(meter.norms)) if meter.norms else 0.0
+        mem = peak_memory_mib(self.device)  # resident set on a CPU, allocated tensors on a GPU
         log.info(
             "step %d | epoch %d %d%% | loss %.3f | ppl %.1f | lr %.2e | |g| %.2f (clipped %d%%) | %s tgt tok/s | "
-            "%.0f ms/step | %s | ETA %s",
+            "%.0f ms/step | %s | ETA %s | peak mem %s MiB",
             step,
             epoch,
             100 * (u + 1) // updates,
@@ -163,6 +168,7 @@ class Progress:
             1000 * elapsed / steps,
             fmt_time(seconds),
             "--" if eta is None else fmt_time(eta),
+            f"{mem:,.0f}",
         )
         self.record(
             {
@@ -174,6 +180,7 @@ class Progress:
                 "lr": lr,
                 "grad_norm": norm,
                 "tok_s": tok_s,
+                "peak_mem_mib": round(mem, 1),
                 "time": seconds,
             }
         )

@@ -45,7 +45,6 @@ from nmt.runtime import (
 )
 from nmt.training.checkpoint import CheckpointKeeper
 from nmt.training.distributed import init_distributed
-from nmt.training.loss import sequence_loss
 from nmt.training.optim import LRSchedule, build_optimizer
 from nmt.training.progress import Meter, Progress, StopSignal, fmt_time
 from nmt.training.resume import Checkpointing, rank_state
@@ -176,8 +175,7 @@ class Trainer(Checkpointing):
             b = make_batch(self.train_split, idx).to(self.device)
             sync = k == len(mine) - 1 or self.dist.world == 1  # DDP all-reduces on the last backward only
             with contextlib.nullcontext() if sync else self.ddp.no_sync(), autocast(self.device, self.amp):
-                logits = self.ddp(b.src, b.src_lens, b.tgt_in)  # (batch, tgt_len, vocab)
-                loss, nll = sequence_loss(logits, b.tgt_out, self.tc.label_smoothing)
+                loss, nll = self.ddp(b.src, b.src_lens, b.tgt_in, b.tgt_out, self.tc.label_smoothing)
             self.scaler.scale(loss * (self.dist.world / normalizer)).backward()
             meter.add(loss.detach(), nll, b.n_tgt_tokens)  # stays on the device until the next log line
         lr = self.schedule.step(self.state.step + 1, self.progress())
@@ -277,7 +275,7 @@ class Trainer(Checkpointing):
     def run(self) -> dict:
         st, tc, dist = self.state, self.tc, self.dist
         self.describe()
-        progress = Progress(self.run_dir, tc, st.step, dist.main)
+        progress = Progress(self.run_dir, tc, st.step, dist.main, self.device)
         session_start, base_seconds = time.perf_counter(), st.train_seconds
         self.model.train()
         # a resumed run may already be finished (max_steps, max_time, patience or max_epochs reached)

@@ -15,7 +15,6 @@ from nmt.data.tokenizer import Tokenizer
 from nmt.metrics import bleu, default_tokenize
 from nmt.model.seq2seq import Seq2Seq
 from nmt.runtime import autocast
-from nmt.training.loss import sequence_loss
 from nmt.translator import decode_ids
 
 
@@ -48,8 +47,7 @@ def validate(
     for idx in batch_indices(dev.src_lens, dev.tgt_lens, cfg.train.batch_size, by_tokens):
         b = make_batch(dev, idx).to(device)
         with autocast(device, amp):
-            logits = model(b.src, b.src_lens, b.tgt_in)  # (batch, tgt_len, vocab)
-        nll += float(sequence_loss(logits, b.tgt_out, 0.0)[1])
+            nll += float(model(b.src, b.src_lens, b.tgt_in, b.tgt_out)[1])
         tokens += b.n_tgt_tokens
     out = {"dev_nll": nll / max(tokens, 1), "dev_ppl": math.exp(min(nll / max(tokens, 1), 50))}
     if cfg.train.valid_bleu:

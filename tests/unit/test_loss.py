@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from nmt.data.tokenizer import PAD
-from nmt.training.loss import sequence_loss
+from nmt.training.loss import output_loss, sequence_loss
 
 
 def inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,3 +98,89 @@ def test_extreme_logits_stay_finite() -> None:
     assert torch.isfinite(loss)
     loss.backward()
     assert torch.isfinite(logits.grad).all()
+
+
+# --- the fused output layer + loss (output_loss) --------------------------------------------------
+
+
+def hidden_inputs(
+    bias: bool, dtype: torch.dtype = torch.float64, tie: bool = False
+) -> tuple[torch.Tensor, torch.nn.Linear, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    out = torch.nn.Linear(6, 23, bias=bias).to(dtype)
+    with torch.no_grad():
+        out.weight.copy_(torch.randn(23, 6, generator=g, dtype=dtype))
+    hidden = torch.randn(3, 9, 6, generator=g, dtype=dtype)  # (batch, tgt_len, d)
+    target = torch.randint(4, 23, (3, 9), generator=g)
+    target[0, 5:] = PAD
+    target[2, 2:] = PAD
+    return hidden, out, target
+
+
+def grads_of(loss: torch.Tensor, hidden: torch.Tensor, out: torch.nn.Linear) -> list[torch.Tensor]:
+    params = [hidden, out.weight] + ([out.bias] if out.bias is not None else [])
+    return list(torch.autograd.grad(loss * 0.37, params))  # any upstream scale enters linearly
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("chunk", [0, 4, 5, 1000])  # default, several chunks with a ragged last one, one
+def test_fused_output_loss_equals_the_unfused_one(eps: float, bias: bool, chunk: int) -> None:
+    hidden, out, target = hidden_inputs(bias)
+    hidden.requires_grad_()
+    loss, nll = output_loss(hidden, out, target, eps, chunk_rows=chunk)
+    want = reference(out(hidden), target, eps)  # float64 all through
+    torch.testing.assert_close(loss, want, atol=1e-10, rtol=1e-12)
+    torch.testing.assert_close(nll, reference(out(hidden), target, 0.0), atol=1e-10, rtol=1e-12)
+    assert not nll.requires_grad
+    for got, exp in zip(grads_of(loss, hidden, out), grads_of(want, hidden, out), strict=True):
+        torch.testing.assert_close(got, exp, atol=1e-10, rtol=1e-10)
+
+
+def test_fused_output_loss_gives_padding_rows_no_gradient() -> None:
+    hidden, out, target = hidden_inputs(True)
+    hidden.requires_grad_()
+    loss, _ = output_loss(hidden, out, target, 0.1, chunk_rows=4)
+    (grad_h, *_) = grads_of(loss, hidden, out)
+    pad = target == PAD
+    assert (grad_h[pad] == 0).all() and (grad_h[~pad].abs().sum(-1) > 0).all()
+
+
+def test_fused_output_loss_under_bf16_autocast_is_close_to_float32() -> None:
+    hidden, out, target = hidden_inputs(True, torch.float32)
+    hidden.requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, nll = output_loss(hidden, out, target, 0.1, chunk_rows=4)
+    assert loss.dtype == torch.float32 and nll.dtype == torch.float32
+    want, _ = sequence_loss(out(hidden), target, 0.1)  # float32 all through
+    torch.testing.assert_close(loss, want, rtol=2e-2, atol=0)  # bf16 products: about 3 digits
+    got = grads_of(loss, hidden, out)
+    exp = grads_of(want, hidden, out)
+    for g, e in zip(got, exp, strict=True):
+        assert g.dtype == torch.float32  # parameters' and inputs' own dtype
+        assert float((g - e).norm() / e.norm()) < 3e-2
+
+
+def test_fused_output_loss_without_grad_mode_only_scores() -> None:
+    hidden, out, target = hidden_inputs(True)
+    with torch.no_grad():
+        loss, nll = output_loss(hidden, out, target, 0.0, chunk_rows=4)
+    assert not loss.requires_grad
+    want = reference(out(hidden), target, 0.0)
+    torch.testing.assert_close(nll, want, atol=1e-10, rtol=1e-12)
+
+
+def test_fused_output_loss_reaches_a_tied_embedding() -> None:
+    """With tied embeddings the output weight is the embedding table: both uses add up."""
+    hidden, out, target = hidden_inputs(True)
+    emb = torch.nn.Embedding(23, 6).double()
+    emb.weight = out.weight
+    src = torch.tensor([[5, 7, 9]])
+
+    def total(fused: bool) -> torch.Tensor:
+        h = hidden + emb(src).sum()
+        return output_loss(h, out, target, 0.1)[0] if fused else reference(out(h), target, 0.1)
+
+    (got,) = torch.autograd.grad(total(True), [out.weight])
+    (want,) = torch.autograd.grad(total(False), [out.weight])
+    torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)

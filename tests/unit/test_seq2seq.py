@@ -300,3 +300,27 @@ def test_cpu_dropout_keeps_the_right_share_and_the_expectation(p: float) -> None
     dropout(g, p, training=True).sum().backward()
     values = g.grad.unique().tolist()
     assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(1 / (1 - p), rel=1e-4)
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_forward_with_targets_gives_the_loss_of_the_logits(tie: bool) -> None:
+    """Training asks forward for the loss (no logits held); it equals the loss of forward's logits,
+    in value and in the gradient of every parameter (a tied output weight included)."""
+    from nmt.training.loss import sequence_loss
+
+    cfg = config(tie_embeddings=tie, dropout=0.0)
+    m = model(cfg).double().train()
+    src, src_lens, tgt_in = data([5, 3, 4], 6)
+    tgt_out = torch.roll(tgt_in, -1, 1)
+    tgt_out[1, 4:] = PAD
+    loss, nll = m(src, src_lens, tgt_in, tgt_out, 0.1)
+    got = torch.autograd.grad(loss, list(m.parameters()))
+    logits = m(src, src_lens, tgt_in)
+    ref = F.cross_entropy(
+        logits.flatten(0, 1), tgt_out.flatten(), ignore_index=PAD, label_smoothing=0.1, reduction="sum"
+    )
+    torch.testing.assert_close(loss, ref, atol=1e-9, rtol=1e-12)
+    torch.testing.assert_close(nll, sequence_loss(logits, tgt_out, 0.0)[1].double(), atol=1e-4, rtol=1e-6)
+    want = torch.autograd.grad(ref, list(m.parameters()))
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, atol=1e-9, rtol=1e-9)
