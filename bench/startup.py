@@ -8,6 +8,7 @@ each, and prints the medians and their difference: the start-up nmt adds beyond 
 
   python bench/startup.py --ckpt runs/en_ja_small/checkpoints/best.pt
   python bench/startup.py --ckpt ... --python /tmp/before/.venv/bin/python   # another checkout
+  python bench/startup.py --ckpt ... --processed     # without text processing (no Moses import)
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--python", default=sys.executable, help="the interpreter whose nmt is measured")
     ap.add_argument("--line", default="I like green tea.")
+    ap.add_argument(
+        "--processed",
+        action="store_true",
+        help="input already in the corpus's form (processed=true), as the peers' harness runs it",
+    )
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "one.en"
@@ -41,7 +47,7 @@ def main() -> None:
         nmt_cmd = [
             a.python, "-m", "nmt.cli.translate", f"ckpt={a.ckpt}", f"input={src}",
             f"output={Path(tmp) / 'one.ja'}", "search=greedy",
-        ]  # fmt: skip
+        ] + (["processed=true"] if a.processed else [])  # fmt: skip
         wall(torch_cmd), wall(nmt_cmd)  # warm the page cache
         t_torch, t_nmt = [], []
         for _ in range(a.repeat):

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from nmt.config import Attention, ModelConfig, Precision, TrainConfig  # noqa: E402
 from nmt.data.batching import Batch, batch_indices, make_batch  # noqa: E402
 from nmt.data.corpus import load_prepared  # noqa: E402
+from nmt.model.loss import sequence_loss  # noqa: E402
 from nmt.model.seq2seq import build_model, count_parameters  # noqa: E402
 from nmt.runtime import (  # noqa: E402
     KERNEL_CACHE_TRAIN,
@@ -43,7 +44,6 @@ from nmt.runtime import (  # noqa: E402
     resolve_device,
     tune_allocator,
 )  # noqa: E402
-from nmt.training.loss import sequence_loss  # noqa: E402
 from nmt.training.optim import build_optimizer  # noqa: E402
 
 SIZES = {

@@ -37,7 +37,7 @@ def task(cfg: AverageJob) -> None:
     average_run(Path(cfg.run_dir), cfg.k, cfg.by, Path(cfg.output) if cfg.output else None)
 
 
-main = hydra_cli("average", task, direct=True)
+main = hydra_cli("average", task, direct=True, quick_exit=True)
 
 if __name__ == "__main__":
     main()

@@ -189,7 +189,7 @@ def task(cfg: EvaluateJob) -> None:
         log.info("results written to %s", out)
 
 
-main = hydra_cli("evaluate", task, direct=True)
+main = hydra_cli("evaluate", task, direct=True, quick_exit=True)
 
 if __name__ == "__main__":
     main()

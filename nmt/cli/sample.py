@@ -21,7 +21,7 @@ def task(cfg: SampleJob) -> None:
         print(text + ("\n" + "-" * 40 if k + 1 < cfg.samples else ""))
 
 
-main = hydra_cli("sample", task, direct=True)
+main = hydra_cli("sample", task, direct=True, quick_exit=True)
 
 if __name__ == "__main__":
     main()

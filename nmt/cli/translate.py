@@ -96,7 +96,7 @@ def _progress_bar(stack: contextlib.ExitStack, total: int | None):  # noqa: ANN2
     return stack.enter_context(tqdm(total=total, unit="sent", dynamic_ncols=True, desc="translate")).update
 
 
-main = hydra_cli("translate", task, direct=True)
+main = hydra_cli("translate", task, direct=True, quick_exit=True)
 
 if __name__ == "__main__":
     main()

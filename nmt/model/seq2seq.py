@@ -17,7 +17,7 @@ from nmt.model.attention import Memory
 from nmt.model.cells import GRUCell, LSTMCell, RNNCell
 from nmt.model.decoder import Decoder, DecoderState
 from nmt.model.encoder import Bridge, Encoder
-from nmt.training.loss import output_loss
+from nmt.model.loss import output_loss
 
 
 class Seq2Seq(nn.Module):

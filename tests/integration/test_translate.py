@@ -164,6 +164,27 @@ def test_stdin_to_stdout(toy_run: ToyRun, tmp_path: Path) -> None:
     assert via_pipe[:-1] == out_lines(out)
 
 
+def test_buffered_stdout_is_complete_at_the_quick_exit(toy_run: ToyRun, tmp_path: Path) -> None:
+    """The one-shot tools end without the interpreter's teardown, which is what would otherwise
+    flush a block-buffered stdout: every line of a many-kilobyte output and the last log line
+    must still arrive (fails if neither the output writer nor the exit flushes)."""
+    import os
+    import subprocess
+    import sys
+
+    n = 3000  # ~50 KB of output: several buffer-fulls, the last one only flushed at exit
+    data = "".join(PAIRS[i % len(PAIRS)][0] + "\n" for i in range(n)).encode()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "nmt.cli.translate", f"ckpt={toy_run.best}", "search=greedy"],
+        input=data, capture_output=True, cwd=toy_run.root, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    out = proc.stdout.decode().split("\n")
+    assert out[-1] == "" and len(out) == n + 1
+    assert f"translated {n} lines" in proc.stderr.decode()
+
+
 def test_jsonl_with_nbest(toy_run: ToyRun, tmp_path: Path) -> None:
     data = f"{PAIRS[0][0]}\n\n{PAIRS[1][0]}\n".encode()
     proc = translate(toy_run, "format=jsonl", "search.nbest=3", "with_attention=true", stdin=data)

@@ -1,4 +1,4 @@
-"""nmt.training.loss: the fused label-smoothed loss equals PyTorch's cross-entropy in value and gradient."""
+"""nmt.model.loss: the fused label-smoothed loss equals PyTorch's cross-entropy in value and gradient."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from nmt.data.tokenizer import PAD
-from nmt.training.loss import output_loss, sequence_loss
+from nmt.model.loss import output_loss, sequence_loss
 
 
 def inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

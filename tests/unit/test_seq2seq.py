@@ -306,7 +306,7 @@ def test_cpu_dropout_keeps_the_right_share_and_the_expectation(p: float) -> None
 def test_forward_with_targets_gives_the_loss_of_the_logits(tie: bool) -> None:
     """Training asks forward for the loss (no logits held); it equals the loss of forward's logits,
     in value and in the gradient of every parameter (a tied output weight included)."""
-    from nmt.training.loss import sequence_loss
+    from nmt.model.loss import sequence_loss
 
     cfg = config(tie_embeddings=tie, dropout=0.0)
     m = model(cfg).double().train()

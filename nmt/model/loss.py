@@ -1,4 +1,10 @@
-"""Logits and gold targets in, label-smoothed and plain NLL sums over real (non-pad) tokens out."""
+"""Gold targets and logits (``sequence_loss``) or the output layer's input (``output_loss``) in,
+label-smoothed and plain NLL sums over real (non-pad) tokens out.
+
+``output_loss`` is what training runs: the output projection fused with the loss, so that the
+(tokens x vocabulary) logits are never held. It lives with the model (``Seq2Seq.forward`` with
+targets) so that serving and translating never import the training package.
+"""
 
 from __future__ import annotations
 
