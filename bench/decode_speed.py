@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from nmt.api import load_translator  # noqa: E402
 from nmt.config import LengthPenalty, Precision, Quantize, SearchConfig, SearchMethod  # noqa: E402
 from nmt.data.corpus import read_lines  # noqa: E402
 from nmt.metrics import bleu  # noqa: E402
-from nmt.runtime import bound_kernel_caches, hardware, resolve_device, tune_allocator  # noqa: E402
+from nmt.runtime import bound_kernel_caches, hardware, peak_memory_mib, resolve_device, tune_allocator  # noqa: E402
 from nmt.translator import Options  # noqa: E402
 
 
@@ -52,7 +51,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     tune_allocator()
-    bound_kernel_caches()  # as the nmt tools do; ONEDNN_PRIMITIVE_CACHE_CAPACITY=1024 for oneDNN's default
+    bound_kernel_caches()  # as nmt-translate does; ONEDNN_PRIMITIVE_CACHE_CAPACITY=1024 LRU_CACHE_CAPACITY=1024: PyTorch's defaults
     if a.threads:
         torch.set_num_threads(a.threads)
     device = resolve_device(a.device)
@@ -104,7 +103,7 @@ def main() -> None:
             "sentences_per_s": round(len(lines) / secs, 1),
             "target_tokens_per_s": round(pieces / secs, 1),
             "seconds": round(secs, 2),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_rss_mib": round(peak_memory_mib(torch.device("cpu")), 1),
         }
         if device.type == "cuda":
             r["cuda_max_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)

@@ -19,7 +19,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import statistics
 import sys
 import time
@@ -41,9 +40,10 @@ from nmt.runtime import (  # noqa: E402
     autocast_dtype,
     bound_kernel_caches,
     hardware,
+    peak_memory_mib,
     resolve_device,
     tune_allocator,
-)  # noqa: E402
+)
 from nmt.training.optim import build_optimizer  # noqa: E402
 
 SIZES = {
@@ -90,10 +90,6 @@ def real_batches(
     return [make_batch(tr, i) for i in idx[:n]], len(p.src_tok), len(p.tgt_tok)
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", choices=SIZES, default="small")
@@ -126,9 +122,8 @@ def main() -> None:
     a = ap.parse_args()
     if not a.no_tune_allocator:
         tune_allocator()
-    bound_kernel_caches(
-        KERNEL_CACHE_TRAIN
-    )  # as nmt-train does; ONEDNN_PRIMITIVE_CACHE_CAPACITY=1024 for oneDNN's default
+    # as nmt-train does; ONEDNN_PRIMITIVE_CACHE_CAPACITY=1024 LRU_CACHE_CAPACITY=1024: PyTorch's defaults
+    bound_kernel_caches(KERNEL_CACHE_TRAIN)
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -190,7 +185,7 @@ def main() -> None:
         "sentences_per_s": round(sents / total, 1),
         "step_ms_median": round(1000 * statistics.median(times), 1),
         "step_ms_min": round(1000 * min(times), 1),
-        "peak_rss_mib": round(peak_rss_mib(), 1),
+        "peak_rss_mib": round(peak_memory_mib(torch.device("cpu")), 1),
     }
     if device.type == "cuda":
         res["cuda_max_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)

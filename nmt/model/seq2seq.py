@@ -86,16 +86,18 @@ class Seq2Seq(nn.Module):
 
     def logits(self, out: torch.Tensor) -> torch.Tensor:
         """Attentional vectors (..., dec_hidden) -> vocabulary scores (..., tgt_vocab)."""
-        if self.pre_output is not None:
-            out = self.pre_output(out)
-        return self.output(out)
+        return self.output(self._output_input(out))
+
+    def _output_input(self, out: torch.Tensor) -> torch.Tensor:
+        """Attentional vectors -> the output layer's input (through ``pre_output`` when tied)."""
+        return out if self.pre_output is None else self.pre_output(out)
 
     def features(self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: (batch, src_len), (batch,), (batch, tgt_len) -> the output layer's input
         (batch, tgt_len, emb_dim if tied else dec_hidden)."""
         mem, state = self.encode(src, src_lens)
         out, _ = self.decoder(tgt_in, state, mem)  # (batch, tgt_len, dec_hidden)
-        return out if self.pre_output is None else self.pre_output(out)
+        return self._output_input(out)
 
     def forward(
         self,

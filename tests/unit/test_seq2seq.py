@@ -17,6 +17,7 @@ from nmt import NmtError
 from nmt.config import Attention, Bridge, Cell, ModelConfig
 from nmt.data.tokenizer import BOS, PAD
 from nmt.model.decoder import DecoderState
+from nmt.model.loss import sequence_loss
 from nmt.model.seq2seq import Seq2Seq, build_model, count_parameters
 
 SRC_V, TGT_V = 23, 19
@@ -306,8 +307,6 @@ def test_cpu_dropout_keeps_the_right_share_and_the_expectation(p: float) -> None
 def test_forward_with_targets_gives_the_loss_of_the_logits(tie: bool) -> None:
     """Training asks forward for the loss (no logits held); it equals the loss of forward's logits,
     in value and in the gradient of every parameter (a tied output weight included)."""
-    from nmt.model.loss import sequence_loss
-
     cfg = config(tie_embeddings=tie, dropout=0.0)
     m = model(cfg).double().train()
     src, src_lens, tgt_in = data([5, 3, 4], 6)
