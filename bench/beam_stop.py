@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 import nmt  # noqa: E402
-from nmt.data.corpus import read_lines  # noqa: E402
+from nmt.data.files import read_lines  # noqa: E402
 from nmt.metrics import bleu  # noqa: E402
 
 

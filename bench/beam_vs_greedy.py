@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nmt.config import LengthPenalty, SearchConfig, SearchMethod  # noqa: E402
-from nmt.data.corpus import read_lines  # noqa: E402
+from nmt.data.files import read_lines  # noqa: E402
 from nmt.model.io import load_model  # noqa: E402
 from nmt.runtime import resolve_device  # noqa: E402
 from nmt.translator import decode_ids  # noqa: E402

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nmt.api import load_translator  # noqa: E402
 from nmt.config import LengthPenalty, Precision, Quantize, SearchConfig, SearchMethod  # noqa: E402
-from nmt.data.corpus import read_lines  # noqa: E402
+from nmt.data.files import read_lines  # noqa: E402
 from nmt.metrics import bleu  # noqa: E402
 from nmt.runtime import bound_kernel_caches, hardware, peak_memory_mib, resolve_device, tune_allocator  # noqa: E402
 from nmt.translator import Options  # noqa: E402

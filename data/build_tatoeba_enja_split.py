@@ -51,16 +51,16 @@ def main() -> None:
     en = read(a.tatoeba / "train.en")
     ja = read(a.tatoeba / "train.ja")
     assert len(en) == len(ja), "tatoeba_manythings_enja: train.en and train.ja differ in length"
-    held_out = {
-        sentence_key(s) for split in ("dev", "test") for s in read(a.small_parallel / f"{split}.en")
-    }
+    held_out = {sentence_key(s) for split in ("dev", "test") for s in read(a.small_parallel / f"{split}.en")}
     splits: dict[str, list[tuple[str, str]]] = {"train": [], "dev": [], "test": []}
     seen: set[str] = set()
     dropped = 0
     for e, j in zip(en, ja):
         k = sentence_key(e)
         b = bucket(k)
-        split = "test" if b < a.test_per_mille else "dev" if b < a.test_per_mille + a.dev_per_mille else "train"
+        split = (
+            "test" if b < a.test_per_mille else "dev" if b < a.test_per_mille + a.dev_per_mille else "train"
+        )
         if split == "train" and k in held_out:
             dropped += 1
             continue

@@ -26,7 +26,7 @@ import torch
 from nmt import NmtError
 from nmt.config import BadLine, OutputFormat, Precision, Quantize, SearchConfig
 from nmt.data.batching import batch_indices, pad
-from nmt.data.corpus import decode_utf8_line
+from nmt.data.files import decode_utf8_line
 from nmt.data.text import Prepared, TextProcessor
 from nmt.data.tokenizer import UNK, Tokenizer
 from nmt.runtime import autocast, autocast_dtype

@@ -19,7 +19,7 @@ from pathlib import Path
 from nmt import NmtError
 from nmt.cli.common import hydra_cli
 from nmt.config import CardJob
-from nmt.data.corpus import read_lines
+from nmt.data.files import read_lines
 
 log = logging.getLogger(__name__)
 

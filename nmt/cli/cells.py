@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 def task(cfg: CellsJob) -> None:
     import torch
 
-    from nmt.data.corpus import read_lines
+    from nmt.data.files import read_lines
     from nmt.introspect.activations import follow, html
     from nmt.lm import load_lm
     from nmt.runtime import resolve_device

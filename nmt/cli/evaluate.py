@@ -13,7 +13,7 @@ from nmt.api import load_translator
 from nmt.checks import validate_evaluate
 from nmt.cli.common import hydra_cli
 from nmt.config import EvaluateJob, LengthPenalty, SearchConfig, SearchMethod, TestSetConfig
-from nmt.data.corpus import data_path, read_lines, read_parallel
+from nmt.data.files import data_path, read_lines, read_parallel
 from nmt.metrics import Score, score_all, strip_spaces
 from nmt.runtime import describe_precision, hardware, resolve_device, set_threads
 from nmt.translator import Options, Translator

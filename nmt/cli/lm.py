@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def task(cfg: LmJob) -> None:
     validate_lm(cfg)
-    from nmt.data.corpus import data_path
+    from nmt.data.files import data_path
     from nmt.lm import train_lm
     from nmt.runlock import RunLock
     from nmt.runtime import resolve_device

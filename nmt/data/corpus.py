@@ -1,7 +1,7 @@
 """Aligned corpus files in, cached integer arrays out (what ``nmt-prepare`` does).
 
-Reading validates the corpus and stops at the first problem with a message naming the file and
-line (missing file, invalid UTF-8, unequal line counts). Training pairs that are empty, too long
+The files are found and read by ``nmt.data.files``, which stops at the first problem with a
+message naming the file and line (missing file, invalid UTF-8, unequal line counts). Training pairs that are empty, too long
 or too unbalanced are dropped and counted. SentencePiece is trained on the kept training pairs,
 every split is encoded once into flat int32 arrays under ``<run_dir>/data``, and a manifest of
 the inputs lets a rerun with unchanged inputs reuse the cache.
@@ -10,7 +10,6 @@ the inputs lets a rerun with unchanged inputs reuse the cache.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -22,111 +21,14 @@ import numpy as np
 
 from nmt import NmtError
 from nmt.checks import character_coverage
-from nmt.config import DataConfig, TokenizerConfig, repo_root
+from nmt.config import DataConfig, TokenizerConfig
+from nmt.data.files import file_digest, read_parallel, split_paths
 from nmt.data.text import TextProcessor
 from nmt.data.tokenizer import Tokenizer, train_sentencepiece
 
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
-
-
-# ----------------------------------------------------------------------------- files
-
-
-def data_roots(root: str) -> list[Path]:
-    """Folders that may hold the corpora: ``root`` as given, or for "auto" $NMT_DATA_ROOT,
-    <repo>/data/corpora (where data/download.sh puts them) and <repo>/../shared/data, in that order."""
-    if root != "auto":
-        return [Path(root).expanduser()]
-    env = os.environ.get("NMT_DATA_ROOT", "")
-    return ([Path(env).expanduser()] if env else []) + [
-        repo_root() / "data" / "corpora",
-        repo_root().parent / "shared" / "data",
-    ]
-
-
-def resolve_data_root(root: str) -> Path:
-    """The first existing folder of ``data_roots(root)``."""
-    candidates = data_roots(root)
-    for c in candidates:
-        if c.is_dir():
-            return c
-    raise NmtError(
-        "no corpus folder found: set data.root=/path/to/corpora or NMT_DATA_ROOT, or download "
-        "the corpora with data/download.sh (looked in: " + ", ".join(map(str, candidates)) + ")"
-    )
-
-
-def data_path(cfg: DataConfig, rel: str) -> Path:
-    """A corpus path relative to the data root; with root "auto", the first root that holds it,
-    so a corpus downloaded into data/corpora and one in ../shared/data can be used side by side."""
-    p = Path(rel).expanduser()
-    if p.is_absolute():
-        return p
-    for root in data_roots(cfg.root):
-        if (root / p).exists():
-            return root / p
-    return resolve_data_root(cfg.root) / p
-
-
-def split_paths(cfg: DataConfig, split: str) -> tuple[Path, Path]:
-    base = data_path(cfg, cfg.corpus)
-    prefix = getattr(cfg, split)
-    return base / f"{prefix}.{cfg.src_lang}", base / f"{prefix}.{cfg.tgt_lang}"
-
-
-def decode_utf8_line(raw: bytes, path: Path | str, lineno: int) -> str:
-    """One line's bytes to text; invalid UTF-8 is an NmtError naming the file, line and column."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise NmtError(
-            f"{path}:{lineno}: invalid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})"
-        ) from None
-
-
-def read_lines(path: Path) -> list[str]:
-    """All lines of a UTF-8 text file, split on "\\n" only (a trailing "\\r" and a leading byte
-    order mark are removed).
-
-    Unicode line separators inside a line (U+2028, U+0085, ...) do not split it, so the line
-    numbers agree with ``wc -l`` and with the other side of the corpus.
-    """
-    if not path.is_file():
-        raise NmtError(f"{path}: file not found")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        lineno = data.count(b"\n", 0, e.start) + 1
-        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        raise NmtError(
-            f"{path}:{lineno}: invalid UTF-8 (byte 0x{data[e.start]:02x} at column {col})"
-        ) from None
-    if text.startswith("\ufeff"):  # a byte order mark is not part of the first line
-        text = text[1:]
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
-
-
-def read_parallel(src_path: Path, tgt_path: Path) -> tuple[list[str], list[str]]:
-    src, tgt = read_lines(src_path), read_lines(tgt_path)
-    if len(src) != len(tgt):
-        raise NmtError(
-            f"line counts differ: {src_path} has {len(src)} lines, {tgt_path} has {len(tgt)} lines"
-        )
-    return src, tgt
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- arrays

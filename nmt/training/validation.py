@@ -9,7 +9,8 @@ import torch
 
 from nmt.config import SearchConfig, SearchMethod, TrainJob
 from nmt.data.batching import batch_indices, make_batch
-from nmt.data.corpus import EncodedSplit, read_lines, split_paths
+from nmt.data.corpus import EncodedSplit
+from nmt.data.files import read_lines, split_paths
 from nmt.data.text import TextProcessor
 from nmt.data.tokenizer import Tokenizer
 from nmt.metrics import bleu, default_tokenize

@@ -15,7 +15,7 @@ for t in 0.5 1.0 1.5; do
   echo "--- temperature $t"
   nmt-sample ckpt="$RUN/lm.pt" prime="Kyoto is" length=400 temperature="$t" | tee "$RUN/sample_t$t.txt"
 done
-TEXT=$(python -c 'from nmt.data.corpus import data_path; from nmt.config import DataConfig; print(data_path(DataConfig(name="x", corpus="x"), "kyoto_wiki/dev.en"))')
+TEXT=$(python -c 'from nmt.data.files import data_path; from nmt.config import DataConfig; print(data_path(DataConfig(name="x", corpus="x"), "kyoto_wiki/dev.en"))')
 for f in brackets quotes line_position word_boundary; do
   nmt-cells ckpt="$RUN/lm.pt" input="$TEXT" feature="$f" max_chars=4000 output="$RUN/cells_$f.html" | tee "$RUN/cells_$f.txt"
 done

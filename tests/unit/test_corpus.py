@@ -1,4 +1,4 @@
-"""nmt.data.corpus: reading and validating aligned files, filtering, encoding, the prepare cache."""
+"""nmt.data.files and nmt.data.corpus: reading and validating aligned files, filtering, encoding, the prepare cache."""
 
 from __future__ import annotations
 
@@ -11,15 +11,8 @@ import pytest
 
 from nmt import NmtError
 from nmt.config import DataConfig, SpmModel, TokenizerConfig
-from nmt.data.corpus import (
-    EncodedSplit,
-    load_prepared,
-    prepare,
-    read_lines,
-    read_parallel,
-    resolve_data_root,
-    split_paths,
-)
+from nmt.data.corpus import EncodedSplit, load_prepared, prepare
+from nmt.data.files import read_lines, read_parallel, resolve_data_root, split_paths
 from nmt.data.tokenizer import UNK
 
 # --------------------------------------------------------------------------- read_lines

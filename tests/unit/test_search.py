@@ -14,7 +14,7 @@ import torch
 
 from nmt import NmtError
 from nmt.config import BeamStop, LengthPenalty, SearchConfig, SearchMethod
-from nmt.data.corpus import read_lines
+from nmt.data.files import read_lines
 from nmt.data.tokenizer import EOS, PAD
 from nmt.model.io import load_model
 from nmt.search import Hypothesis, search

@@ -24,7 +24,7 @@ import torch
 
 from nmt import NmtError
 from nmt.config import Attention, Cell, DataConfig, LengthPenalty, ModelConfig, SearchConfig, SearchMethod
-from nmt.data.corpus import data_path, read_lines
+from nmt.data.files import data_path, read_lines
 from nmt.data.tokenizer import PAD, Tokenizer, train_sentencepiece
 from nmt.model.seq2seq import Seq2Seq
 from nmt.search import Hypothesis, search

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nmt.data.corpus import read_parallel
+from nmt.data.files import read_parallel
 from nmt.data.toy import DICTIONARY, make_pairs, write_corpus
 
 
