@@ -32,7 +32,8 @@ from nmt.api import load_translator  # noqa: E402
 from nmt.config import LengthPenalty, Precision, Quantize, SearchConfig, SearchMethod  # noqa: E402
 from nmt.data.files import read_lines  # noqa: E402
 from nmt.metrics import bleu  # noqa: E402
-from nmt.runtime import bound_kernel_caches, hardware, peak_memory_mib, resolve_device, tune_allocator  # noqa: E402
+from nmt.runtime import hardware, peak_memory_mib, resolve_device  # noqa: E402
+from nmt.startup import bound_kernel_caches, tune_allocator  # noqa: E402
 from nmt.translator import Options  # noqa: E402
 
 

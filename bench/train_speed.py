@@ -34,16 +34,8 @@ from nmt.data.batching import Batch, batch_indices, make_batch  # noqa: E402
 from nmt.data.corpus import load_prepared  # noqa: E402
 from nmt.model.loss import sequence_loss  # noqa: E402
 from nmt.model.seq2seq import build_model, count_parameters  # noqa: E402
-from nmt.runtime import (  # noqa: E402
-    KERNEL_CACHE_TRAIN,
-    autocast,
-    autocast_dtype,
-    bound_kernel_caches,
-    hardware,
-    peak_memory_mib,
-    resolve_device,
-    tune_allocator,
-)
+from nmt.runtime import autocast, autocast_dtype, hardware, peak_memory_mib, resolve_device  # noqa: E402
+from nmt.startup import KERNEL_CACHE_TRAIN, bound_kernel_caches, tune_allocator  # noqa: E402
 from nmt.training.optim import build_optimizer  # noqa: E402
 
 SIZES = {

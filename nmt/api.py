@@ -28,7 +28,8 @@ from nmt.config import Precision, Quantize, SearchConfig, SearchMethod, conf_dir
 from nmt.data.text import TextProcessor
 from nmt.model.capture import CapturedModel
 from nmt.model.ensemble import Ensemble
-from nmt.model.io import load_model, text_processing
+from nmt.model.io import load_model
+from nmt.model.peek import text_processing
 from nmt.model.quantize import quantize_int8
 from nmt.runtime import resolve_device
 from nmt.translator import Options, Translator

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from nmt import NmtError
 from nmt.config import conf_dir, register_configs
-from nmt.runtime import KERNEL_CACHE_DECODE, bound_kernel_caches, tune_allocator
+from nmt.startup import KERNEL_CACHE_DECODE, bound_kernel_caches, tune_allocator
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -65,7 +65,7 @@ def hydra_cli(
     application (``-m`` sweeps, ``--cfg``, ``--help``, ...) still handles every command line with
     an option. Hydra's application composes the config twice (once to learn the run mode) and
     sets up a job: on a one-line translation that was most of the start-up after ``import torch``.
-    ``kernel_cache``: how many oneDNN kernels to keep (``nmt.runtime.bound_kernel_caches``).
+    ``kernel_cache``: how many oneDNN kernels to keep (``nmt.startup.bound_kernel_caches``).
     ``quick_exit``: a one-shot tool whose task has finished (its output written and closed) ends
     the process at once instead of letting the interpreter tear down torch and oneDNN piece by
     piece, which took about 0.4 s of a 2.5 s file translation (docs/benchmarks.md, 2026-12-01).

@@ -13,7 +13,8 @@ from nmt.config import InspectJob, SearchConfig
 from nmt.data.text import TextProcessor
 from nmt.introspect.decoder import plot, trace
 from nmt.introspect.plotting import plot_attention
-from nmt.model.io import load_model, text_processing
+from nmt.model.io import load_model
+from nmt.model.peek import text_processing
 from nmt.runtime import resolve_device
 from nmt.search import search
 

@@ -12,7 +12,7 @@ from nmt import NmtError
 from nmt.checks import validate_lm
 from nmt.cli.common import hydra_cli
 from nmt.config import DataConfig, LmJob
-from nmt.runtime import KERNEL_CACHE_TRAIN
+from nmt.startup import KERNEL_CACHE_TRAIN
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from nmt.cli.common import hydra_cli, run_dir
 from nmt.config import TrainJob
-from nmt.runtime import KERNEL_CACHE_TRAIN
+from nmt.startup import KERNEL_CACHE_TRAIN
 from nmt.training.trainer import train
 
 

@@ -11,14 +11,15 @@ import contextlib
 import logging
 import sys
 import time
+from typing import TYPE_CHECKING, Any
 
-from nmt.api import load_translator
 from nmt.checks import validate_translate
 from nmt.cli.common import hydra_cli
 from nmt.config import OutputFormat, TranslateJob
-from nmt.runtime import describe_precision, resolve_device, set_threads
 from nmt.textio import format_line, translate_file
-from nmt.translator import Options, Translator
+
+if TYPE_CHECKING:
+    from nmt.translator import Translator
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,32 @@ def interactive(translator: Translator, fmt: OutputFormat) -> None:
             print(f"  [{score:.3f}] {s}", file=sys.stderr)
 
 
+def prefetch_text_tools(ckpt: Any, processed: bool, keep_segmentation: bool) -> None:
+    """Before torch is imported: if the model's text processing will need sacremoses, start
+    importing it in the background (``nmt.data.text.prefetch_moses``)."""
+    from nmt.data.text import TextProcessor, prefetch_moses
+    from nmt.model.peek import peek_config, text_processing
+
+    first = ckpt if isinstance(ckpt, str) else next(iter(ckpt or []), None)
+    config = peek_config(first) if isinstance(first, str) else None
+    if config is None:
+        return
+    try:
+        text = TextProcessor.from_data(text_processing({"config": config}))
+    except Exception:  # noqa: BLE001 - the full load reports a config it cannot read
+        return
+    if text.needs_moses(processed, keep_segmentation):
+        prefetch_moses()
+
+
 def task(cfg: TranslateJob) -> None:
     validate_translate(cfg)
+    prefetch_text_tools(cfg.ckpt, cfg.processed, cfg.keep_segmentation)
+    # torch from here on (most of the start-up)
+    from nmt.api import load_translator
+    from nmt.runtime import describe_precision, resolve_device, set_threads
+    from nmt.translator import Options
+
     device = resolve_device(cfg.device)
     set_threads(cfg.num_threads)
     options = Options(

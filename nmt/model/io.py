@@ -24,7 +24,7 @@ import torch
 
 import nmt
 from nmt import NmtError
-from nmt.config import DataConfig, ModelConfig, Normalize, Pretokenize, TextConfig
+from nmt.config import ModelConfig
 from nmt.data.tokenizer import Tokenizer
 from nmt.model.seq2seq import Seq2Seq
 from nmt.structured import build
@@ -107,37 +107,6 @@ def model_config(ckpt: dict[str, Any], path: Path | str = "checkpoint") -> Model
     except Exception as e:  # noqa: BLE001
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise NmtError(f"{path}: its model config does not fit this nmt version ({first})") from None
-
-
-def text_processing(ckpt: dict[str, Any], path: Path | str = "checkpoint") -> DataConfig:
-    """The part of a checkpoint's data config that reading and writing text needs (languages,
-    text processing, segmentation), read directly (a full OmegaConf merge costs start-up time);
-    checkpoints of older versions get the defaults for what they lack."""
-    try:
-        d = ckpt["config"]["data"]
-
-        def text(side: str) -> TextConfig:
-            t = d.get(side) or {}
-            return TextConfig(
-                normalize=Normalize(t.get("normalize", "none")),
-                pretokenize=Pretokenize(t.get("pretokenize", "none")),
-                lowercase=bool(t.get("lowercase", False)),
-            )
-
-        return DataConfig(
-            name=str(d.get("name", "")),
-            corpus=str(d.get("corpus", "")),
-            src_lang=str(d["src_lang"]),
-            tgt_lang=str(d["tgt_lang"]),
-            segmented=bool(d.get("segmented", False)),
-            src_text=text("src_text"),
-            tgt_text=text("tgt_text"),
-            processed=bool(d.get("processed", False)),
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise NmtError(
-            f"{path}: its data config does not fit this nmt version ({type(e).__name__}: {e})"
-        ) from None
 
 
 def tokenizers(ckpt: dict[str, Any], path: Path | str = "checkpoint") -> tuple[Tokenizer, Tokenizer]:

@@ -6,9 +6,12 @@ they return), so a scripted fake model with the same two methods can drive it in
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from nmt.checks import validate_model
 from nmt.config import ModelConfig
@@ -19,12 +22,38 @@ from nmt.model.decoder import Decoder, DecoderState
 from nmt.model.encoder import Bridge, Encoder
 from nmt.model.loss import output_loss
 
+_RANDOM_FILLS = frozenset(
+    ("uniform_", "normal_", "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_", "xavier_normal_",
+     "trunc_normal_", "orthogonal_")
+)  # fmt: skip
+
+
+class _NoRandomFills(TorchFunctionMode):
+    """Layers built inside skip their random initial fills (``Tensor.uniform_``, ``nn.init.*``),
+    the costly part of building a model whose weights are about to be replaced."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", None) in _RANDOM_FILLS:  # f(t, ...) or nn.init.f(tensor=t, ...)
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
+
 
 class Seq2Seq(nn.Module):
     def __init__(self, cfg: ModelConfig, src_vocab: int, tgt_vocab: int, initialize: bool = True) -> None:
-        """``initialize=False`` skips the configured initialisation (for weights about to be loaded)."""
+        """``initialize=False`` skips all initialisation, the configured one and the random fills
+        of PyTorch's own layers (for weights about to be loaded: a third of a one-line
+        translation's start-up beyond ``import torch``); the weights are then undefined."""
         super().__init__()
         validate_model(cfg)
+        with contextlib.nullcontext() if initialize else _NoRandomFills():
+            self._build(cfg, src_vocab, tgt_vocab)
+        if initialize:
+            self._init(cfg)
+        if cfg.tie_embeddings:  # Press & Wolf 2017; Inan et al. 2017
+            self.output.weight = self.decoder.embed.weight
+
+    def _build(self, cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> None:
         cell = cfg.cell.value
         self.encoder = Encoder(
             src_vocab, cfg.emb_dim, cfg.enc_hidden, cfg.enc_layers, cfg.dropout, cfg.emb_dropout, cell
@@ -54,10 +83,6 @@ class Seq2Seq(nn.Module):
             else None
         )
         self.output = nn.Linear(cfg.emb_dim if tie else cfg.dec_hidden, tgt_vocab)
-        if initialize:
-            self._init(cfg)
-        if tie:  # Press & Wolf 2017; Inan et al. 2017
-            self.output.weight = self.decoder.embed.weight
 
     def _init(self, cfg: ModelConfig) -> None:
         if cfg.init_range > 0:

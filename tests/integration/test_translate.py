@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -293,3 +295,14 @@ def test_a_checkpoint_carries_its_text_processing(toy_run: ToyRun, tmp_path: Pat
         got[0] == expected[0] and got[2] == expected[2]
     )  # NFKC + lowercase: "ＲＥＤ RED CAT" -> "red red cat"
     assert all(g for g in got)
+
+
+def test_the_translate_command_imports_torch_only_when_it_runs() -> None:
+    """Its module and the config composition stay torch-free, so that what the model's text
+    processing needs can be started before torch loads (nmt.cli.translate.prefetch_text_tools)."""
+    code = (
+        "import sys\nimport nmt.cli.translate\nfrom nmt.cli.compose import compose_simple\n"
+        "compose_simple('translate', ['ckpt=x.pt'])\nprint('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from nmt import NmtError
 from nmt.data.tokenizer import Tokenizer
 from nmt.model import io as io_mod
 from nmt.model.io import FORMAT, VERSION, load_checkpoint, load_model, model_config, save_checkpoint
+from nmt.model.peek import peek_config
 from nmt.model.seq2seq import Seq2Seq
 from tests.helpers import checkpoint_payload, tiny_model_config
 
@@ -258,3 +260,49 @@ def test_checkpoint_whose_weights_do_not_fit_its_config(
     with pytest.raises(NmtError, match="weights do not fit") as e:
         load_model(path, torch.device("cpu"))
     assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_building_a_model_to_load_draws_no_random_numbers() -> None:
+    """``initialize=False`` (used by load_model) skips PyTorch's own random fills as well."""
+    cfg = tiny_model_config()
+    state = torch.get_rng_state()
+    Seq2Seq(cfg, 40, 50, initialize=False)
+    assert torch.equal(torch.get_rng_state(), state)
+    Seq2Seq(cfg, 40, 50)
+    assert not torch.equal(torch.get_rng_state(), state)
+
+
+# --------------------------------------------------------------------------- peeking (no torch)
+
+
+def test_peek_reads_the_config_without_importing_torch(saved_model: tuple[Path, Seq2Seq]) -> None:
+    path = saved_model[0]
+    code = (
+        "import json, sys\nfrom nmt.model.peek import peek_config\n"
+        f"c = peek_config({str(path)!r})\nprint(json.dumps([c, 'torch' in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    config, torch_imported = json.loads(out)
+    assert config == load_checkpoint(path)["config"] and not torch_imported
+
+
+def test_peek_runs_no_code_from_the_file(tmp_path: Path) -> None:
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "evil.pt"
+    torch.save({"format": FORMAT, "config": {"data": Evil(marker)}, "x": Evil(marker)}, path)
+    peek_config(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", os.urandom(4096), b"PK\x03\x04 a zip that ends here", b"\x80\x04K\x01."],
+    ids=["empty", "random", "cut_zip", "plain_pickle"],
+)
+def test_peek_gives_none_for_what_is_not_a_checkpoint(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "odd.pt"
+    path.write_bytes(content)
+    assert peek_config(path) is None
+    assert peek_config(tmp_path / "missing.pt") is None
+    torch.save([1, 2], tmp_path / "list.pt")
+    assert peek_config(tmp_path / "list.pt") is None

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from nmt.config import DataConfig, Normalize, Pretokenize, TextConfig
@@ -77,3 +81,30 @@ def test_a_tokenised_target_is_detokenised() -> None:
     tp = TextProcessor(TextConfig(), tgt, "ja", "en", False)
     assert tp.target_corpus("He didn't go.") == "He didn 't go ."
     assert tp.target("He didn 't go .") == "He didn't go."
+
+
+def test_which_jobs_need_moses() -> None:
+    src_moses = TextProcessor.from_data(SMALL_PARALLEL)
+    assert src_moses.needs_moses() and not src_moses.needs_moses(processed_input=True)
+    tgt_moses = TextProcessor(TextConfig(), TextConfig(pretokenize=Pretokenize.moses), "ja", "en", False)
+    assert tgt_moses.needs_moses(processed_input=True)
+    assert not tgt_moses.needs_moses(processed_input=True, keep_segmentation=True)
+    assert not TextProcessor(TextConfig(), TextConfig(), "en", "ja", True).needs_moses()
+
+
+def test_prefetching_moses_imports_it_in_the_background() -> None:
+    """In a fresh process: the thread imports sacremoses, and a tokeniser built after it works."""
+    code = (
+        "import sys\nfrom nmt.data.text import prefetch_moses, TextProcessor\n"
+        "from tests.unit.test_text import SMALL_PARALLEL\n"
+        "t = prefetch_moses()\nt.join(120)\nprint('sacremoses' in sys.modules, not t.is_alive())\n"
+        'print(TextProcessor.from_data(SMALL_PARALLEL).source("He didn\'t go.").text)'
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[2],
+    ).stdout
+    assert out.splitlines() == ["True True", "he didn 't go ."]
