@@ -48,8 +48,8 @@ def prefetch_moses() -> threading.Thread:
 
     Importing sacremoses takes about 0.2 s (its tokeniser compiles ~100 regular expressions over
     Unicode character classes when its class is defined). Much of ``import torch`` leaves the
-    interpreter free (reading and mapping its libraries), so the two overlap: a one-line
-    translation with a Moses model starts ~0.1 s sooner (docs/benchmarks.md, 2026-12-01). The
+    interpreter free (reading and mapping its libraries), so the two partly overlap: a one-line
+    translation with a Moses model ends ~0.05 s sooner (docs/benchmarks.md, 2026-12-01). The
     first use waits for the import to finish (Python's import lock); an import that fails here
     fails again there, where it is reported.
     """
