@@ -69,9 +69,11 @@ def sequence_loss(
     return _SmoothedCrossEntropy.apply(flat, target.reshape(-1), float(label_smoothing))
 
 
-def _chunk_rows(vocab: int, budget: int = 1 << 23) -> int:
-    """Rows per chunk so that one chunk's (rows x vocab) float32 scores take about 32 MiB."""
-    return max(128, budget // vocab // 128 * 128)
+def _chunk_rows(vocab: int, bytes_per_score: int = 4, budget: int = 32 << 20) -> int:
+    """Rows per chunk so that one chunk's (rows x vocab) scores take about 32 MiB at their peak:
+    4 bytes a score in float32, 2 + 4 under bf16 (the product's bf16 scores and their float32
+    copy are both alive for a moment)."""
+    return max(128, budget // (vocab * bytes_per_score) // 128 * 128)
 
 
 class _FusedOutputLoss(torch.autograd.Function):
@@ -120,13 +122,14 @@ class _FusedOutputLoss(torch.autograd.Function):
             if eps > 0:
                 smooth += ((log_s - mean) * real).sum()
             if want_grad:
-                g = z.mul_((real / s).unsqueeze(1))  # softmax * real
+                z.mul_((real / s).unsqueeze(1))  # softmax * real: z is now the scores' gradient
                 if eps > 0:
-                    g.sub_((real * (eps / vocab)).unsqueeze(1))
-                g.scatter_add_(1, tc.unsqueeze(1), (-(1.0 - eps) * real).unsqueeze(1))
+                    z.sub_((real * (eps / vocab)).unsqueeze(1))
+                z.scatter_add_(1, tc.unsqueeze(1), (-(1.0 - eps) * real).unsqueeze(1))
                 if grad_b is not None:
-                    grad_b += g.sum(dim=0)
-                g = g.to(dtype)
+                    grad_b += z.sum(dim=0)
+                g = z.to(dtype)
+                del z  # under bf16 the float32 scores go before the two products
                 grad_h[r0 : r0 + chunk] = g @ w  # (c, d)
                 grad_w += (g.t() @ hc).to(acc)  # (vocab, d)
         loss = (1.0 - eps) * nll + eps * smooth if eps > 0 else nll.clone()
@@ -146,6 +149,12 @@ class _FusedOutputLoss(torch.autograd.Function):
         return gh, gw, gb, None, None, None, None, None
 
 
+def _score_bytes(dtype: torch.dtype) -> int:
+    """Bytes a score takes at the peak of a chunk: the product's and the float32 (or wider) copy's."""
+    acc = torch.promote_types(dtype, torch.float32)
+    return acc.itemsize + (dtype.itemsize if dtype != acc else 0)
+
+
 def output_loss(
     hidden: torch.Tensor,
     output: torch.nn.Linear,
@@ -159,7 +168,7 @@ def output_loss(
     (batch x tgt_len x vocab) logits: see ``_FusedOutputLoss``. Products run in the autocast dtype
     when autocast is on (bf16 on a CPU); under float16 autocast, whose unscaled per-chunk gradients
     could underflow, it falls back to the unfused loss. ``chunk_rows`` 0: about 32 MiB of
-    float32 scores per chunk.
+    scores per chunk at their peak.
     """
     dev = hidden.device.type
     dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else output.weight.dtype
@@ -175,5 +184,5 @@ def output_loss(
             float(label_smoothing),
             dtype,
             want_grad,
-            chunk_rows or _chunk_rows(output.weight.size(0)),
+            chunk_rows or _chunk_rows(output.weight.size(0), _score_bytes(dtype)),
         )
