@@ -19,6 +19,10 @@ from nmt.model.peek import peek_config
 from nmt.model.seq2seq import Seq2Seq
 from tests.helpers import checkpoint_payload, tiny_model_config
 
+# files that are not checkpoints, whatever their name says
+NOT_CHECKPOINTS = [b"", os.urandom(4096), b"PK\x03\x04 a zip that ends here", b"\x80\x04K\x01."]
+NOT_CHECKPOINT_IDS = ["empty", "random", "cut_zip", "plain_pickle"]
+
 
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if ".tmp" in p.name)
@@ -130,11 +134,7 @@ def test_pickled_code_is_never_run(tmp_path: Path) -> None:
     assert "weights_only" not in msg and "\n" not in msg  # never PyTorch's advice to load unsafely
 
 
-@pytest.mark.parametrize(
-    "content",
-    [b"", os.urandom(4096), b"PK\x03\x04 a zip that ends here", b"\x80\x04K\x01."],
-    ids=["empty", "random", "cut_zip", "plain_pickle"],
-)
+@pytest.mark.parametrize("content", NOT_CHECKPOINTS, ids=NOT_CHECKPOINT_IDS)
 def test_files_that_are_not_checkpoints_get_one_line(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "odd.pt"
     path.write_bytes(content)
@@ -294,11 +294,7 @@ def test_peek_runs_no_code_from_the_file(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-@pytest.mark.parametrize(
-    "content",
-    [b"", os.urandom(4096), b"PK\x03\x04 a zip that ends here", b"\x80\x04K\x01."],
-    ids=["empty", "random", "cut_zip", "plain_pickle"],
-)
+@pytest.mark.parametrize("content", NOT_CHECKPOINTS, ids=NOT_CHECKPOINT_IDS)
 def test_peek_gives_none_for_what_is_not_a_checkpoint(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "odd.pt"
     path.write_bytes(content)
