@@ -58,13 +58,11 @@ def validate(
         )
         # Batches no larger than a training batch, so validation never raises the run's peak
         # memory (all 500 dev sentences in one batch held 500 x vocab logits per step).
-        if by_tokens:
-            limits = {"batch_size": cfg.train.batch_size}
-        else:
-            limits = {"batch_size": 1 << 30, "max_sentences": cfg.train.batch_size}
+        tokens = cfg.train.batch_size if by_tokens else 1 << 30  # sentence batches: no token bound
+        sents = 0 if by_tokens else cfg.train.batch_size
         src = [dev.src(i) for i in range(n)]
         with autocast(device, amp):
-            hyps = decode_ids(model, src, greedy, device, **limits)
+            hyps = decode_ids(model, src, greedy, device, tokens, max_sentences=sents)
         texts = tgt_tok.decode([h[0].tokens for h in hyps])
         tok = "none" if cfg.data.segmented else default_tokenize(cfg.data.tgt_lang)
         if not cfg.data.segmented:  # the references are raw text: undo a target tokenisation

@@ -25,15 +25,11 @@ class _PieceIds:
 
 def _dev(n: int, seed: int = 0) -> EncodedSplit:
     rng = np.random.default_rng(seed)
-    src = [rng.integers(4, VOCAB, size=rng.integers(1, 12)) for _ in range(n)]
-    tgt = [rng.integers(4, VOCAB, size=rng.integers(1, 12)) for _ in range(n)]
 
-    def flat(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        offsets = np.concatenate([[0], np.cumsum([len(s) for s in seqs])]).astype(np.int64)
-        return np.concatenate(seqs).astype(np.int32), offsets
+    def sentences() -> list[list[int]]:
+        return [rng.integers(4, VOCAB, size=rng.integers(1, 12)).tolist() for _ in range(n)]
 
-    (si, so), (ti, to) = flat(src), flat(tgt)
-    return EncodedSplit(si, so, ti, to, np.arange(n, dtype=np.int64))
+    return EncodedSplit.from_lists(sentences(), sentences(), list(range(n)))
 
 
 @pytest.mark.parametrize("batch_type,batch_size", [(BatchType.sents, 7), (BatchType.tokens, 40)])
