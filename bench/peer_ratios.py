@@ -6,6 +6,10 @@ the first fifth of the run), its rssmon JSON files (peak RSS of the process tree
 its hypothesis files (BLEU with SacreBLEU, ``-tok none`` on the segmented reference, as the
 harness's ``score`` stage). Decoding speed is sentences / wall time of the whole translate process
 (start-up included, as the harness measures every tool). Prints a table; writes JSON with --json.
+
+``--rounds a.json b.json ...``: the JSON of several rounds (bench/peers.sh alternate: the tools
+trained in turn, round after round), summarised: each round's training tok/s and nmt / peer ratio,
+and the medians. On a machine whose speed drifts, only such alternated figures compare.
 """
 
 from __future__ import annotations
@@ -40,17 +44,47 @@ def load(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def summarize_rounds(paths: list[Path]) -> None:
+    """Training tok/s of each tool per round, nmt / peer per round, and the medians."""
+    rounds = [json.loads(p.read_text()) for p in paths]
+    tools = [t for t in TOOLS if all(r.get(t, {}).get("train_tok_s") for r in rounds)]
+    peers = [t for t in tools if t != "ours"]
+    print(
+        f"{'training tok/s':<16}"
+        + "".join(f"{TOOLS[t]:>18}" for t in tools)
+        + "".join(f"{'nmt/' + t:>12}" for t in peers)
+    )
+    rates = {t: [r[t]["train_tok_s"] for r in rounds] for t in tools}
+    for i, p in enumerate(paths):
+        row = f"{p.stem:<16}" + "".join(f"{rates[t][i]:>18.1f}" for t in tools)
+        if "ours" in rates:
+            row += "".join(f"{rates['ours'][i] / rates[t][i]:>12.2f}" for t in peers)
+        print(row)
+    med = {t: statistics.median(v) for t, v in rates.items()}
+    row = f"{'median':<16}" + "".join(f"{med[t]:>18.1f}" for t in tools)
+    if "ours" in med:
+        row += "".join(f"{med['ours'] / med[t]:>12.2f}" for t in peers)
+    print(row)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=Path, default=Path("/tmp/nmt-peers/runs"))
-    ap.add_argument("--data", type=Path, required=True, help="small_parallel_enja folder (test.ja)")
+    ap.add_argument("--data", type=Path, help="small_parallel_enja folder (test.ja)")
+    ap.add_argument("--tools", default=",".join(TOOLS), help="which tools' runs to read (onmt,joey,ours)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--rounds", type=Path, nargs="+", help="summarise these rounds' JSON files instead")
     a = ap.parse_args()
+    if a.rounds:
+        summarize_rounds(a.rounds)
+        return
+    if a.data is None:
+        ap.error("--data is required (the small_parallel_enja folder)")
     refs = (a.data / "test.ja").read_text(encoding="utf-8").splitlines()
     res: dict[str, dict] = {}
-    for tool in TOOLS:
+    for tool in a.tools.split(","):
         run = a.runs / tool
-        if not run.is_dir():
+        if tool not in TOOLS or not run.is_dir():
             continue
         r: dict = {"train_tok_s": steady_rate(tool, run)}
         tr = load(run / "train_rss.json")

@@ -8,7 +8,11 @@
 #
 #   bash bench/peers.sh                      # everything (about 50 minutes with TRAIN_SECONDS=600)
 #   bash bench/peers.sh ours_train ours_decode ratios   # only some stages
-# Env: TRAIN_SECONDS (default 600), PEERS_WORK (default /tmp/nmt-peers), PEERS_DIR (the harness).
+#   ROUNDS=3 TRAIN_SECONDS=120 bash bench/peers.sh alternate   # training only, the tools in turn
+# Env: TRAIN_SECONDS (default 600), PEERS_WORK (default /tmp/nmt-peers), PEERS_DIR (the harness),
+# for `alternate`: ROUNDS (default 3) and ALT_TOOLS (default "onmt ours"; add joey to include it).
+# `alternate` exists because a shared machine's speed drifts (we saw 2x within minutes): one
+# tool's 300 s taken a quarter of an hour after another's do not compare; rounds in turn do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -27,6 +31,18 @@ for stage in $stages; do
   echo "=== $stage ($(date +%H:%M:%S))"
   if [ "$stage" = ratios ]; then
     python bench/peer_ratios.py --runs "$PEERS_WORK/runs" --data "$(cd ../shared/data/small_parallel_enja && pwd)"
+  elif [ "$stage" = alternate ]; then
+    alt_tools=${ALT_TOOLS:-onmt ours}
+    rm -f "$PEERS_WORK"/round*.json
+    for r in $(seq "${ROUNDS:-3}"); do
+      for tool in $alt_tools; do
+        echo "--- round $r: ${tool}_train ($(date +%H:%M:%S))"
+        bash "$PEERS_DIR/run_peers.sh" "${tool}_train"
+      done
+      python bench/peer_ratios.py --runs "$PEERS_WORK/runs" --tools "${alt_tools// /,}" \
+        --data "$(cd ../shared/data/small_parallel_enja && pwd)" --json "$PEERS_WORK/round$r.json" >/dev/null
+    done
+    python bench/peer_ratios.py --rounds "$PEERS_WORK"/round*.json
   else
     bash "$PEERS_DIR/run_peers.sh" "$stage"
   fi
