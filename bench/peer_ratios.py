@@ -44,27 +44,34 @@ def load(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def header(label: str, tools: list[str]) -> str:
+    return (
+        f"{label:<28}"
+        + "".join(f"{TOOLS[t]:>18}" for t in tools)
+        + "".join(f"{'nmt/' + t:>12}" for t in tools if t != "ours")
+    )
+
+
+def row(label: str, values: dict[str, float | None]) -> str:
+    """One figure for each tool, then nmt / peer for each peer (nan where either is missing)."""
+    ours = values.get("ours")
+    return (
+        f"{label:<28}"
+        + "".join(f"{v if v is not None else '-':>18}" for v in values.values())
+        + "".join(
+            f"{(ours / v if ours and v else float('nan')):>12.2f}" for t, v in values.items() if t != "ours"
+        )
+    )
+
+
 def summarize_rounds(paths: list[Path]) -> None:
     """Training tok/s of each tool per round, nmt / peer per round, and the medians."""
     rounds = [json.loads(p.read_text()) for p in paths]
     tools = [t for t in TOOLS if all(r.get(t, {}).get("train_tok_s") for r in rounds)]
-    peers = [t for t in tools if t != "ours"]
-    print(
-        f"{'training tok/s':<16}"
-        + "".join(f"{TOOLS[t]:>18}" for t in tools)
-        + "".join(f"{'nmt/' + t:>12}" for t in peers)
-    )
-    rates = {t: [r[t]["train_tok_s"] for r in rounds] for t in tools}
-    for i, p in enumerate(paths):
-        row = f"{p.stem:<16}" + "".join(f"{rates[t][i]:>18.1f}" for t in tools)
-        if "ours" in rates:
-            row += "".join(f"{rates['ours'][i] / rates[t][i]:>12.2f}" for t in peers)
-        print(row)
-    med = {t: statistics.median(v) for t, v in rates.items()}
-    row = f"{'median':<16}" + "".join(f"{med[t]:>18.1f}" for t in tools)
-    if "ours" in med:
-        row += "".join(f"{med['ours'] / med[t]:>12.2f}" for t in peers)
-    print(row)
+    print(header("training tok/s", tools))
+    for p, r in zip(paths, rounds):
+        print(row(p.stem, {t: r[t]["train_tok_s"] for t in tools}))
+    print(row("median", {t: statistics.median(r[t]["train_tok_s"] for r in rounds) for t in tools}))
 
 
 def main() -> None:
@@ -72,24 +79,26 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, default=Path("/tmp/nmt-peers/runs"))
     ap.add_argument("--data", type=Path, help="small_parallel_enja folder (test.ja)")
     ap.add_argument("--tools", default=",".join(TOOLS), help="which tools' runs to read (onmt,joey,ours)")
+    ap.add_argument("--train-only", action="store_true", help="training figures only (no decoding, no BLEU)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--rounds", type=Path, nargs="+", help="summarise these rounds' JSON files instead")
     a = ap.parse_args()
     if a.rounds:
         summarize_rounds(a.rounds)
         return
-    if a.data is None:
-        ap.error("--data is required (the small_parallel_enja folder)")
-    refs = (a.data / "test.ja").read_text(encoding="utf-8").splitlines()
+    tools = a.tools.split(",")
+    if set(tools) - set(TOOLS):
+        ap.error(f"--tools: unknown {sorted(set(tools) - set(TOOLS))}; known: {','.join(TOOLS)}")
+    if a.data is None and not a.train_only:
+        ap.error("--data is required (the small_parallel_enja folder), unless --train-only")
+    refs = [] if a.train_only else (a.data / "test.ja").read_text(encoding="utf-8").splitlines()
     res: dict[str, dict] = {}
-    for tool in a.tools.split(","):
+    for tool in [t for t in TOOLS if t in tools and (a.runs / t).is_dir()]:
         run = a.runs / tool
-        if tool not in TOOLS or not run.is_dir():
-            continue
         r: dict = {"train_tok_s": steady_rate(tool, run)}
         tr = load(run / "train_rss.json")
         r["train_peak_rss_mib"] = tr and tr["peak_rss_tree_mib"]
-        for name in ("greedy", "beam5"):
+        for name in () if a.train_only else ("greedy", "beam5"):
             for bs in (64, 1):
                 d = load(run / f"dec_{name}_bs{bs}.json")
                 hyp = run / f"hyp.{name}.bs{bs}.ja"
@@ -102,20 +111,9 @@ def main() -> None:
                         r[f"{key}_bleu"] = round(BLEU(tokenize="none").corpus_score(hyps, [refs]).score, 2)
         res[tool] = r
     keys = sorted({k for r in res.values() for k in r}, key=lambda k: (not k.startswith("train"), k))
-    print(
-        f"{'':<28}"
-        + "".join(f"{TOOLS[t]:>18}" for t in res)
-        + "".join(f"{'nmt/' + t:>12}" for t in res if t != "ours")
-    )
+    print(header("", list(res)))
     for k in keys:
-        row = f"{k:<28}" + "".join(f"{res[t].get(k) if res[t].get(k) is not None else '-':>18}" for t in res)
-        ours = res.get("ours", {}).get(k)
-        for t in res:
-            if t == "ours":
-                continue
-            peer = res[t].get(k)
-            row += f"{(ours / peer if ours and peer else float('nan')):>12.2f}"
-        print(row)
+        print(row(k, {t: res[t].get(k) for t in res}))
     print(
         "(tok/s: target tokens per second of training, steady state; sent_s: test sentences / wall time of the "
         "translate process; BLEU: -tok none on the segmented reference; ratios: nmt / peer)"

@@ -33,16 +33,17 @@ for stage in $stages; do
     python bench/peer_ratios.py --runs "$PEERS_WORK/runs" --data "$(cd ../shared/data/small_parallel_enja && pwd)"
   elif [ "$stage" = alternate ]; then
     alt_tools=${ALT_TOOLS:-onmt ours}
-    rm -f "$PEERS_WORK"/round*.json
+    rounds=()
     for r in $(seq "${ROUNDS:-3}"); do
       for tool in $alt_tools; do
         echo "--- round $r: ${tool}_train ($(date +%H:%M:%S))"
         bash "$PEERS_DIR/run_peers.sh" "${tool}_train"
       done
-      python bench/peer_ratios.py --runs "$PEERS_WORK/runs" --tools "${alt_tools// /,}" \
-        --data "$(cd ../shared/data/small_parallel_enja && pwd)" --json "$PEERS_WORK/round$r.json" >/dev/null
+      rounds+=("$PEERS_WORK/round$r.json")
+      python bench/peer_ratios.py --runs "$PEERS_WORK/runs" --tools "${alt_tools// /,}" --train-only \
+        --json "${rounds[-1]}" >/dev/null
     done
-    python bench/peer_ratios.py --rounds "$PEERS_WORK"/round*.json
+    python bench/peer_ratios.py --rounds "${rounds[@]}"
   else
     bash "$PEERS_DIR/run_peers.sh" "$stage"
   fi
