@@ -323,3 +323,33 @@ def test_forward_with_targets_gives_the_loss_of_the_logits(tie: bool) -> None:
     want = torch.autograd.grad(ref, list(m.parameters()))
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, atol=1e-9, rtol=1e-9)
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_decoding_logits_equal_the_output_layer_at_every_row_count(tie: bool) -> None:
+    """The vocabulary-major product used for few rows in decoding gives the output layer's scores."""
+    m = model(config(tie_embeddings=tie, emb_dim=16 if tie else 12))
+    torch.manual_seed(3)
+    for rows in (1, 2, 5, 64, 65):
+        out = torch.randn(rows, 16)
+        with torch.no_grad():
+            got, want = m.logits(out), m.output(m._output_input(out))
+        assert got.shape == (rows, TGT_V)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_vocab_major_rule_applies_to_fp32_cpu_decoding_of_2_to_64_rows_only() -> None:
+    from nmt.model.seq2seq import _vocab_major
+
+    lin = torch.nn.Linear(16, TGT_V)
+    with torch.no_grad():
+        assert [_vocab_major(torch.zeros(r, 16), lin) for r in (1, 2, 64, 65)] == [False, True, True, False]
+        assert not _vocab_major(torch.zeros(5, 16, dtype=torch.float64), lin.double())
+        assert not _vocab_major(torch.zeros(2, 5, 16), lin)  # teacher-forced (batch, steps, d)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert not _vocab_major(torch.zeros(5, 16), lin)
+    assert not _vocab_major(torch.zeros(5, 16), lin)  # autograd on: training keeps nn.Linear
+    x = torch.zeros(5, 16, requires_grad=True)
+    m = model(config())
+    m.logits(x).sum().backward()
+    assert x.grad is not None
