@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 
 from nmt.data.tokenizer import Tokenizer
 from tests.helpers import run_cli, train_toy_tokenizers
@@ -87,8 +90,34 @@ class ToyRun:
 
 @pytest.fixture(scope="session")
 def toy_run(tmp_path_factory: pytest.TempPathFactory) -> ToyRun:
-    """Generate the toy corpus with ``python -m nmt.data.toy`` and train the toy recipe (800 steps)."""
-    root = tmp_path_factory.mktemp("toy_recipe")
+    """Generate the toy corpus with ``python -m nmt.data.toy`` and train the toy recipe (800 steps).
+
+    Trained once per test session: under pytest-xdist the first worker to get here trains it in the
+    session's shared temporary folder while the others wait on a lock, then all read the same run
+    (tests only read it, or copy it first). That saves one or more ~1-minute trainings per run."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # one process
+        return _train_toy(tmp_path_factory.mktemp("toy_recipe"))
+    shared = tmp_path_factory.getbasetemp().parent  # pytest-N: this session's, common to its workers
+    root = shared / "toy_recipe"
+    with FileLock(str(shared / "toy_recipe.lock")):
+        done = root / "trained.json"
+        if done.exists():
+            rec = json.loads(done.read_text())
+            proc = subprocess.CompletedProcess(rec["args"], 0, rec["stdout"].encode(), rec["stderr"].encode())
+            return ToyRun(root, root / "runs" / "toy", root / "runs" / "toy" / "corpus", proc)
+        shutil.rmtree(root, ignore_errors=True)  # what a failed attempt may have left
+        run = _train_toy(root)
+        rec = {
+            "args": [str(a) for a in run.proc.args],
+            "stdout": run.proc.stdout.decode(),
+            "stderr": run.proc.stderr.decode(),
+        }
+        done.write_text(json.dumps(rec))
+        return run
+
+
+def _train_toy(root: Path) -> ToyRun:
+    root.mkdir(parents=True, exist_ok=True)
     corpus = root / "runs" / "toy" / "corpus"
     gen = subprocess.run(
         [sys.executable, "-m", "nmt.data.toy", str(corpus)], cwd=root, capture_output=True, check=False
