@@ -168,9 +168,9 @@ VOCAB_MAJOR_ROWS = (2, 64)  # decoding rows for which the output product runs vo
 
 def _vocab_major(x: torch.Tensor, output: nn.Module) -> bool:
     """Whether the output layer's product should run as W @ x^T instead of x @ W^T: on a CPU, in
-    fp32 decoding (no autograd, no autocast, not quantized), for 2 to 64 rows. With few rows,
-    x @ W^T is a skinny product that MKL runs far below its speed on a (vocab x d) left operand.
-    Measured per call with an 8,000 x 256 weight (docs/benchmarks.md, 2026-12-02): on a Zen 1
+    fp32 decoding (no autograd, no autocast, not quantized), for 2 to 64 rows. With few rows, MKL
+    runs x @ W^T far slower than W @ x^T, the same arithmetic with the (vocab x d) weight as the
+    left operand. Measured per call with an 8,000 x 256 weight (docs/benchmarks.md, 2026-12-02): on a Zen 1
     2.0-3.5x faster at 2-10 rows, 1.1-1.7x at 16-64, 0.88x at 128; on a Zen 3 1.67x at 5 rows,
     1.00-1.09x at 10-64, 0.84x at 128; no gain at 1 row. A fixed rule, not a timed probe, so
     that the same command on the same machine always gives the same bits."""

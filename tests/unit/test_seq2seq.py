@@ -18,7 +18,7 @@ from nmt.config import Attention, Bridge, Cell, ModelConfig
 from nmt.data.tokenizer import BOS, PAD
 from nmt.model.decoder import DecoderState
 from nmt.model.loss import sequence_loss
-from nmt.model.seq2seq import Seq2Seq, build_model, count_parameters
+from nmt.model.seq2seq import Seq2Seq, _vocab_major, build_model, count_parameters
 
 SRC_V, TGT_V = 23, 19
 COMBOS = list(itertools.product(list(Attention), list(Cell), [True, False]))
@@ -326,7 +326,7 @@ def test_forward_with_targets_gives_the_loss_of_the_logits(tie: bool) -> None:
 
 
 @pytest.mark.parametrize("tie", [False, True])
-def test_decoding_logits_equal_the_output_layer_at_every_row_count(tie: bool) -> None:
+def test_decoding_logits_equal_the_output_layer_on_both_sides_of_the_row_rule(tie: bool) -> None:
     """The vocabulary-major product used for few rows in decoding gives the output layer's scores."""
     m = model(config(tie_embeddings=tie, emb_dim=16 if tie else 12))
     torch.manual_seed(3)
@@ -339,12 +339,11 @@ def test_decoding_logits_equal_the_output_layer_at_every_row_count(tie: bool) ->
 
 
 def test_vocab_major_rule_applies_to_fp32_cpu_decoding_of_2_to_64_rows_only() -> None:
-    from nmt.model.seq2seq import _vocab_major
-
     lin = torch.nn.Linear(16, TGT_V)
     with torch.no_grad():
         assert [_vocab_major(torch.zeros(r, 16), lin) for r in (1, 2, 64, 65)] == [False, True, True, False]
-        assert not _vocab_major(torch.zeros(5, 16, dtype=torch.float64), lin.double())
+        wide = torch.nn.Linear(16, TGT_V).double()
+        assert not _vocab_major(torch.zeros(5, 16, dtype=torch.float64), wide)
         assert not _vocab_major(torch.zeros(2, 5, 16), lin)  # teacher-forced (batch, steps, d)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             assert not _vocab_major(torch.zeros(5, 16), lin)
