@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -79,9 +78,15 @@ class ToyRun:
     """The toy recipe trained once per session (``nmt-train experiment=toy``) in ``root``."""
 
     root: Path  # working directory of the CLI runs
-    run_dir: Path  # root/runs/toy
-    corpus: Path  # root/runs/toy/corpus (data.root of the toy data config)
-    proc: subprocess.CompletedProcess[bytes]
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "runs" / "toy"
+
+    @property
+    def corpus(self) -> Path:
+        """data.root of the toy data config."""
+        return self.run_dir / "corpus"
 
     @property
     def best(self) -> Path:
@@ -98,31 +103,22 @@ def toy_run(tmp_path_factory: pytest.TempPathFactory) -> ToyRun:
     if "PYTEST_XDIST_WORKER" not in os.environ:  # one process
         return _train_toy(tmp_path_factory.mktemp("toy_recipe"))
     shared = tmp_path_factory.getbasetemp().parent  # pytest-N: this session's, common to its workers
-    root = shared / "toy_recipe"
+    root, done = shared / "toy_recipe", shared / "toy_recipe.done"
     with FileLock(str(shared / "toy_recipe.lock")):
-        done = root / "trained.json"
-        if done.exists():
-            rec = json.loads(done.read_text())
-            proc = subprocess.CompletedProcess(rec["args"], 0, rec["stdout"].encode(), rec["stderr"].encode())
-            return ToyRun(root, root / "runs" / "toy", root / "runs" / "toy" / "corpus", proc)
-        shutil.rmtree(root, ignore_errors=True)  # what a failed attempt may have left
-        run = _train_toy(root)
-        rec = {
-            "args": [str(a) for a in run.proc.args],
-            "stdout": run.proc.stdout.decode(),
-            "stderr": run.proc.stderr.decode(),
-        }
-        done.write_text(json.dumps(rec))
-        return run
+        if not done.exists():
+            shutil.rmtree(root, ignore_errors=True)  # what a failed attempt may have left
+            _train_toy(root)
+            done.touch()
+    return ToyRun(root)
 
 
 def _train_toy(root: Path) -> ToyRun:
+    run = ToyRun(root)
     root.mkdir(parents=True, exist_ok=True)
-    corpus = root / "runs" / "toy" / "corpus"
     gen = subprocess.run(
-        [sys.executable, "-m", "nmt.data.toy", str(corpus)], cwd=root, capture_output=True, check=False
+        [sys.executable, "-m", "nmt.data.toy", str(run.corpus)], cwd=root, capture_output=True, check=False
     )
     assert gen.returncode == 0, gen.stderr.decode()
     proc = run_cli("train", "experiment=toy", "train.max_steps=800", cwd=root, timeout=600)
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
-    return ToyRun(root, root / "runs" / "toy", corpus, proc)
+    return run
