@@ -7,6 +7,7 @@ they return), so a scripted fake model with the same two methods can drive it in
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -112,10 +113,18 @@ class Seq2Seq(nn.Module):
     def logits(self, out: torch.Tensor) -> torch.Tensor:
         """Attentional vectors (..., dec_hidden) -> vocabulary scores (..., tgt_vocab)."""
         x = self._output_input(out)
-        if _vocab_major(x, self.output):
+        w, b = self.output.weight, self.output.bias
+        path = output_product(x, self.output)
+        if path == "vocab_major":
             # (vocab, d) @ (d, rows): the weight as the left operand, result viewed as (rows, vocab)
-            w, b = self.output.weight, self.output.bias
             return (torch.mm(w, x.t()) if b is None else torch.addmm(b.unsqueeze(1), w, x.t())).t()
+        if path == "onednn":
+            # oneDNN's inner product (the op torch.compile's CPU backend emits for linear layers),
+            # rows padded to a multiple of ONEDNN_ROW_STEP: oneDNN builds and caches a kernel per shape
+            rows = x.size(0)
+            padded = x.new_zeros(-(-rows // ONEDNN_ROW_STEP) * ONEDNN_ROW_STEP, x.size(1))
+            padded[:rows] = x
+            return torch.ops.mkldnn._linear_pointwise(padded, w, b, "none", [], "")[:rows]
         return self.output(x)
 
     def _output_input(self, out: torch.Tensor) -> torch.Tensor:
@@ -164,26 +173,45 @@ class Seq2Seq(nn.Module):
 
 
 VOCAB_MAJOR_ROWS = (2, 64)  # decoding rows for which the output product runs vocabulary-major
+ONEDNN_ROW_STEP = 16  # rows of oneDNN's output product are padded to a multiple of this
 
 
-def _vocab_major(x: torch.Tensor, output: nn.Module) -> bool:
-    """Whether the output layer's product should run as W @ x^T instead of x @ W^T: on a CPU, in
-    fp32 decoding (no autograd, no autocast, not quantized), for 2 to 64 rows. With few rows, MKL
-    runs x @ W^T far slower than W @ x^T, the same arithmetic with the (vocab x d) weight as the
-    left operand. Measured per call with an 8,000 x 256 weight (docs/benchmarks.md, 2026-12-02): on a Zen 1
-    2.0-3.5x faster at 2-10 rows, 1.1-1.7x at 16-64, 0.88x at 128; on a Zen 3 1.67x at 5 rows,
-    1.00-1.09x at 10-64, 0.84x at 128; no gain at 1 row. A fixed rule, not a timed probe, so
-    that the same command on the same machine always gives the same bits."""
+def output_product(x: torch.Tensor, output: nn.Module) -> str:
+    """How decoding computes the output layer's scores for x (rows, d): "vocab_major", "onednn" or
+    "linear" (``nn.Linear`` as it is). A fixed rule, not a timed probe, so that the same command on
+    the same machine always gives the same bits. Only fp32 decoding on a CPU is rerouted (no
+    autograd, no autocast, not quantized); training, bf16 and GPUs keep ``nn.Linear``.
+
+    - 2 to 64 rows, "vocab_major": W @ x^T instead of x @ W^T, the same arithmetic with the
+      (vocab x d) weight as the left operand; MKL runs x @ W^T far slower with few rows. Per call
+      with an 8,000 x 256 weight (docs/benchmarks.md, 2026-12-02): on a Zen 1 2.0-3.5x faster at
+      2-10 rows, 1.1-1.7x at 16-64, 0.88x at 128; on a Zen 3 1.67x at 5 rows, 1.00-1.09x at 10-64,
+      0.84x at 128; no gain at 1 row.
+    - more than 64 rows (beam search over a batch), "onednn": oneDNN's inner product instead of
+      MKL's sgemm, where PyTorch has oneDNN. On a Zen 3, per call 1.3x at 65-320 rows (95 against
+      72 GFLOP/s at 320); beam 5 over the peers' test set 1.19x end to end, identical output
+      (docs/benchmarks.md, 2026-12-02, afternoon). The cells' products gained nothing this way.
+    """
     lo, hi = VOCAB_MAJOR_ROWS
-    return (
+    fp32_cpu_decoding = (
         x.dim() == 2
-        and lo <= x.size(0) <= hi
         and x.device.type == "cpu"
         and type(output) is nn.Linear
         and x.dtype == output.weight.dtype == torch.float32
         and not torch.is_grad_enabled()
         and not torch.is_autocast_enabled("cpu")
     )
+    if not fp32_cpu_decoding or x.size(0) < lo:
+        return "linear"
+    if x.size(0) <= hi:
+        return "vocab_major"
+    return "onednn" if _has_onednn_linear() else "linear"
+
+
+@functools.cache
+def _has_onednn_linear() -> bool:
+    """Whether this PyTorch has oneDNN and its inner-product op (x86 and Arm builds do)."""
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
 def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> Seq2Seq:

@@ -8,6 +8,7 @@ in a batch changes nothing; initialisation and weight tying are as configured.
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import pytest
 import torch
@@ -18,7 +19,8 @@ from nmt.config import Attention, Bridge, Cell, ModelConfig
 from nmt.data.tokenizer import BOS, PAD
 from nmt.model.decoder import DecoderState
 from nmt.model.loss import sequence_loss
-from nmt.model.seq2seq import Seq2Seq, _vocab_major, build_model, count_parameters
+from nmt.model.quantize import _qlinear
+from nmt.model.seq2seq import Seq2Seq, _has_onednn_linear, build_model, count_parameters, output_product
 
 SRC_V, TGT_V = 23, 19
 COMBOS = list(itertools.product(list(Attention), list(Cell), [True, False]))
@@ -326,28 +328,39 @@ def test_forward_with_targets_gives_the_loss_of_the_logits(tie: bool) -> None:
 
 
 @pytest.mark.parametrize("tie", [False, True])
-def test_decoding_logits_equal_the_output_layer_on_both_sides_of_the_row_rule(tie: bool) -> None:
-    """The vocabulary-major product used for few rows in decoding gives the output layer's scores."""
+def test_decoding_logits_equal_the_output_layer_on_every_side_of_the_row_rule(tie: bool) -> None:
+    """The vocabulary-major product (2-64 rows) and oneDNN's (more rows) give the output layer's scores."""
     m = model(config(tie_embeddings=tie, emb_dim=16 if tie else 12))
     torch.manual_seed(3)
-    for rows in (1, 2, 5, 64, 65):
+    paths = set()
+    for rows in (1, 2, 5, 64, 65, 320):
         out = torch.randn(rows, 16)
         with torch.no_grad():
             got, want = m.logits(out), m.output(m._output_input(out))
+            paths.add(output_product(m._output_input(out), m.output))
         assert got.shape == (rows, TGT_V)
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert paths == {"linear", "vocab_major", "onednn" if _has_onednn_linear() else "linear"}
 
 
-def test_vocab_major_rule_applies_to_fp32_cpu_decoding_of_2_to_64_rows_only() -> None:
+def test_output_product_rule_reroutes_fp32_cpu_decoding_only() -> None:
     lin = torch.nn.Linear(16, TGT_V)
+    onednn = "onednn" if _has_onednn_linear() else "linear"
     with torch.no_grad():
-        assert [_vocab_major(torch.zeros(r, 16), lin) for r in (1, 2, 64, 65)] == [False, True, True, False]
+        got = [output_product(torch.zeros(r, 16), lin) for r in (1, 2, 64, 65, 320)]
+        assert got == ["linear", "vocab_major", "vocab_major", onednn, onednn]
         wide = torch.nn.Linear(16, TGT_V).double()
-        assert not _vocab_major(torch.zeros(5, 16, dtype=torch.float64), wide)
-        assert not _vocab_major(torch.zeros(2, 5, 16), lin)  # teacher-forced (batch, steps, d)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            assert not _vocab_major(torch.zeros(5, 16), lin)
-    assert not _vocab_major(torch.zeros(5, 16), lin)  # autograd on: training keeps nn.Linear
+        for r in (5, 320):
+            assert output_product(torch.zeros(r, 16, dtype=torch.float64), wide) == "linear"
+            assert output_product(torch.zeros(2, r, 16), lin) == "linear"  # teacher-forced (batch, steps, d)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                assert output_product(torch.zeros(r, 16), lin) == "linear"
+            with warnings.catch_warnings():  # PyTorch's deprecation notice for its quantized tensors
+                warnings.simplefilter("ignore")
+                int8 = _qlinear(lin.weight, lin.bias)  # the output layer under quantize=int8
+            assert output_product(torch.zeros(r, 16), int8) == "linear"
+    for r in (5, 320):  # autograd on: training keeps nn.Linear
+        assert output_product(torch.zeros(r, 16), lin) == "linear"
     x = torch.zeros(5, 16, requires_grad=True)
     m = model(config())
     m.logits(x).sum().backward()
