@@ -68,12 +68,15 @@ def beam_search(
     limit_cpu = length_limits(src_lens, cfg)  # (B0,) on the CPU, for the constraints
     limit = limit_cpu.to(device)  # (B0,)
     T = max_steps(limit_cpu)
-    rows = torch.arange(B0, device=device).repeat_interleave(K)  # (B0*K,)
-    mem, state = mem.select(rows), state.select(rows)
-    src_mask = mem.mask.view(B0, K, S)[:, 0]  # (B0, S)
+    src_mask = mem.mask  # (B0, S)
     active = torch.arange(B0, device=device)  # original sentence of each running row of the batch
-    tokens = torch.full((B0 * K,), BOS, dtype=torch.long, device=device)
-    lp, state, weights = model.decode_step(tokens, state, mem)  # (B0*K, V), (B0*K, S)
+    # the first step has one live hypothesis per sentence: run it once per sentence, then give
+    # each sentence K rows (the K-1 copies start at -inf and are never picked at this step)
+    tokens = torch.full((B0,), BOS, dtype=torch.long, device=device)
+    lp, state, weights = model.decode_step(tokens, state, mem)  # (B0, V), (B0, S)
+    rows = torch.arange(B0, device=device).repeat_interleave(K)  # (B0*K,)
+    mem, state, tokens = mem.select(rows), state.select(rows), tokens[rows]
+    lp, weights = lp.index_select(0, rows), weights.index_select(0, rows)  # (B0*K, V), (B0*K, S)
     dtype = lp.dtype
 
     alive_lp = torch.full((B0, K), NEG_INF, dtype=dtype, device=device)
