@@ -210,8 +210,20 @@ def output_product(x: torch.Tensor, output: nn.Module) -> str:
 
 @functools.cache
 def _has_onednn_linear() -> bool:
-    """Whether this PyTorch has oneDNN and its inner-product op (x86 and Arm builds do)."""
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    """Whether this PyTorch has oneDNN's inner-product op and it agrees with ``F.linear`` on a small
+    product (x86 and Arm builds have it); checked once, the first time decoding would use it."""
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
+        return False
+    x, w, b = (
+        torch.linspace(-1, 1, 16 * 8).view(16, 8),
+        torch.linspace(1, -1, 24 * 8).view(24, 8),
+        torch.ones(24),
+    )
+    try:
+        got = torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
+    except RuntimeError:
+        return False
+    return bool(torch.allclose(got, F.linear(x, w, b), rtol=1e-4, atol=1e-4))
 
 
 def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
