@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -113,18 +114,21 @@ class Seq2Seq(nn.Module):
     def logits(self, out: torch.Tensor) -> torch.Tensor:
         """Attentional vectors (..., dec_hidden) -> vocabulary scores (..., tgt_vocab)."""
         x = self._output_input(out)
-        w, b = self.output.weight, self.output.bias
         path = output_product(x, self.output)
         if path == "vocab_major":
             # (vocab, d) @ (d, rows): the weight as the left operand, result viewed as (rows, vocab)
+            w, b = self.output.weight, self.output.bias
             return (torch.mm(w, x.t()) if b is None else torch.addmm(b.unsqueeze(1), w, x.t())).t()
         if path == "onednn":
             # oneDNN's inner product (the op torch.compile's CPU backend emits for linear layers),
             # rows padded to a multiple of ONEDNN_ROW_STEP: oneDNN builds and caches a kernel per shape
             rows = x.size(0)
-            padded = x.new_zeros(-(-rows // ONEDNN_ROW_STEP) * ONEDNN_ROW_STEP, x.size(1))
+            padded = x.new_zeros(-(-rows // ONEDNN_ROW_STEP) * ONEDNN_ROW_STEP, x.size(1))  # (padded rows, d)
             padded[:rows] = x
-            return torch.ops.mkldnn._linear_pointwise(padded, w, b, "none", [], "")[:rows]
+            scores = torch.ops.mkldnn._linear_pointwise(
+                padded, self.output.weight, self.output.bias, "none", [], ""
+            )
+            return scores[:rows]  # (rows, vocab)
         return self.output(x)
 
     def _output_input(self, out: torch.Tensor) -> torch.Tensor:
@@ -176,11 +180,12 @@ VOCAB_MAJOR_ROWS = (2, 64)  # decoding rows for which the output product runs vo
 ONEDNN_ROW_STEP = 16  # rows of oneDNN's output product are padded to a multiple of this
 
 
-def output_product(x: torch.Tensor, output: nn.Module) -> str:
+def output_product(x: torch.Tensor, output: nn.Module) -> Literal["vocab_major", "onednn", "linear"]:
     """How decoding computes the output layer's scores for x (rows, d): "vocab_major", "onednn" or
     "linear" (``nn.Linear`` as it is). A fixed rule, not a timed probe, so that the same command on
     the same machine always gives the same bits. Only fp32 decoding on a CPU is rerouted (no
-    autograd, no autocast, not quantized); training, bf16 and GPUs keep ``nn.Linear``.
+    autograd, no autocast, not quantized, not inside ``torch.compile``); training, bf16 and GPUs
+    keep ``nn.Linear``. Measured on AMD CPUs only (below); applied wherever the conditions hold.
 
     - 2 to 64 rows, "vocab_major": W @ x^T instead of x @ W^T, the same arithmetic with the
       (vocab x d) weight as the left operand; MKL runs x @ W^T far slower with few rows. Per call
@@ -189,8 +194,9 @@ def output_product(x: torch.Tensor, output: nn.Module) -> str:
       0.84x at 128; no gain at 1 row.
     - more than 64 rows (beam search over a batch), "onednn": oneDNN's inner product instead of
       MKL's sgemm, where PyTorch has oneDNN. On a Zen 3, per call 1.3x at 65-320 rows (95 against
-      72 GFLOP/s at 320); beam 5 over the peers' test set 1.19x end to end, identical output
-      (docs/benchmarks.md, 2026-12-02, afternoon). The cells' products gained nothing this way.
+      72 GFLOP/s at 320); beam 5 over the peers' test set 1.19x in one process, 1.10x whole
+      process, identical output (docs/benchmarks.md, 2026-12-02, afternoon). The cells' products
+      gained nothing this way. Off when oneDNN is switched off (``torch.backends.mkldnn.flags``).
     """
     lo, hi = VOCAB_MAJOR_ROWS
     fp32_cpu_decoding = (
@@ -200,25 +206,26 @@ def output_product(x: torch.Tensor, output: nn.Module) -> str:
         and x.dtype == output.weight.dtype == torch.float32
         and not torch.is_grad_enabled()
         and not torch.is_autocast_enabled("cpu")
+        and not torch.compiler.is_compiling()  # compiled steps (compile=true) get inductor's own kernels
     )
     if not fp32_cpu_decoding or x.size(0) < lo:
         return "linear"
     if x.size(0) <= hi:
         return "vocab_major"
-    return "onednn" if _has_onednn_linear() else "linear"
+    return "onednn" if torch.backends.mkldnn.enabled and _has_onednn_linear() else "linear"
 
 
 @functools.cache
 def _has_onednn_linear() -> bool:
     """Whether this PyTorch has oneDNN's inner-product op and it agrees with ``F.linear`` on a small
-    product (x86 and Arm builds have it); checked once, the first time decoding would use it."""
+    fp32 CPU product (x86 and Arm builds have it): a property of the installed PyTorch, so checked
+    once per process, the first time decoding would use it."""
     if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
         return False
-    x, w, b = (
-        torch.linspace(-1, 1, 16 * 8).view(16, 8),
-        torch.linspace(1, -1, 24 * 8).view(24, 8),
-        torch.ones(24),
-    )
+    f32 = dict(dtype=torch.float32, device="cpu")
+    x = torch.linspace(-1, 1, 16 * 8, **f32).view(16, 8)  # (rows, d)
+    w = torch.linspace(1, -1, 24 * 8, **f32).view(24, 8)  # (out, d)
+    b = torch.ones(24, **f32)
     try:
         got = torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
     except RuntimeError:

@@ -71,12 +71,13 @@ def beam_search(
     src_mask = mem.mask  # (B0, S)
     active = torch.arange(B0, device=device)  # original sentence of each running row of the batch
     # the first step has one live hypothesis per sentence: run it once per sentence, then give
-    # each sentence K rows (the K-1 copies start at -inf and are never picked at this step)
-    tokens = torch.full((B0,), BOS, dtype=torch.long, device=device)
-    lp, state, weights = model.decode_step(tokens, state, mem)  # (B0, V), (B0, S)
+    # each sentence K rows (the K-1 copies start at -inf, so they never win)
+    bos = torch.full((B0,), BOS, dtype=torch.long, device=device)  # (B0,)
+    lp, state, weights = model.decode_step(bos, state, mem)  # (B0, V), (B0, S)
     rows = torch.arange(B0, device=device).repeat_interleave(K)  # (B0*K,)
-    mem, state, tokens = mem.select(rows), state.select(rows), tokens[rows]
+    mem, state = mem.select(rows), state.select(rows)  # B0*K rows each
     lp, weights = lp.index_select(0, rows), weights.index_select(0, rows)  # (B0*K, V), (B0*K, S)
+    tokens = bos  # replaced by each step's picks before the next decode_step
     dtype = lp.dtype
 
     alive_lp = torch.full((B0, K), NEG_INF, dtype=dtype, device=device)

@@ -82,11 +82,13 @@ class RandomScenario(Scenario):
 
 
 class FakeModel:
-    """``scenarios[src[row, 0]]`` drives each row; counts ``decode_step`` calls in ``steps``."""
+    """``scenarios[src[row, 0]]`` drives each row; counts ``decode_step`` calls in ``steps`` and
+    records the rows of each call in ``rows``."""
 
     def __init__(self, scenarios: dict[int, Scenario]) -> None:
         self.scenarios = scenarios
         self.steps = 0
+        self.rows: list[int] = []
 
     def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> tuple[FakeMemory, FakeState]:
         mask = src != PAD  # (batch, src_len)
@@ -98,6 +100,7 @@ class FakeModel:
         self, tokens: torch.Tensor, state: FakeState, mem: FakeMemory
     ) -> tuple[torch.Tensor, FakeState, torch.Tensor]:
         self.steps += 1
+        self.rows.append(tokens.numel())
         if state.started:
             prefix = torch.cat([state.prefix, tokens.unsqueeze(1)], 1)  # (rows, t + 1)
         else:

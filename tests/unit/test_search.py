@@ -460,6 +460,13 @@ def test_early_stop_ends_the_search_before_the_limit() -> None:
     assert model.steps == 3
 
 
+def test_beam_first_step_runs_once_per_sentence_then_k_rows_each() -> None:
+    model = fake()
+    src, lens = source([GARDEN, LENGTH])
+    search(model, src, lens, cfg(beam_size=3, max_len_b=50))
+    assert model.rows[:2] == [2, 6]  # one BOS row per sentence, then 3 hypotheses each
+
+
 # --------------------------------------------------------------------------- (k) coverage penalty
 
 

@@ -8,7 +8,9 @@ in a batch changes nothing; initialisation and weight tying are as configured.
 from __future__ import annotations
 
 import itertools
+import platform
 import warnings
+from unittest import mock
 
 import pytest
 import torch
@@ -327,6 +329,13 @@ def test_forward_with_targets_gives_the_loss_of_the_logits(tie: bool) -> None:
         torch.testing.assert_close(g, w, atol=1e-9, rtol=1e-9)
 
 
+def test_onednn_output_product_is_found_on_x86_builds_with_onednn() -> None:
+    """Guards against the op silently dropping out of a PyTorch upgrade (decoding would slow down)."""
+    if not (torch.backends.mkldnn.is_available() and platform.machine() in ("x86_64", "AMD64")):
+        pytest.skip("needs an x86 PyTorch build with oneDNN")
+    assert _has_onednn_linear()
+
+
 @pytest.mark.parametrize("tie", [False, True])
 def test_decoding_logits_equal_the_output_layer_on_every_side_of_the_row_rule(tie: bool) -> None:
     """The vocabulary-major product (2-64 rows) and oneDNN's (more rows) give the output layer's scores."""
@@ -340,6 +349,11 @@ def test_decoding_logits_equal_the_output_layer_on_every_side_of_the_row_rule(ti
             paths.add(output_product(m._output_input(out), m.output))
         assert got.shape == (rows, TGT_V)
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    strided = torch.randn(16, 100).t()  # (100, 16), not contiguous
+    with torch.no_grad():
+        torch.testing.assert_close(
+            m.logits(strided), m.output(m._output_input(strided)), rtol=1e-5, atol=1e-5
+        )
     assert paths == {"linear", "vocab_major", "onednn" if _has_onednn_linear() else "linear"}
 
 
@@ -361,6 +375,14 @@ def test_output_product_rule_reroutes_fp32_cpu_decoding_only() -> None:
             assert output_product(torch.zeros(r, 16), int8) == "linear"
     for r in (5, 320):  # autograd on: training keeps nn.Linear
         assert output_product(torch.zeros(r, 16), lin) == "linear"
+    torch.backends.mkldnn.enabled = False  # oneDNN switched off by the user
+    try:
+        with torch.no_grad():
+            assert output_product(torch.zeros(320, 16), lin) == "linear"
+    finally:
+        torch.backends.mkldnn.enabled = True
+    with torch.no_grad(), mock.patch("torch.compiler.is_compiling", return_value=True):  # compile=true
+        assert [output_product(torch.zeros(r, 16), lin) for r in (5, 320)] == ["linear", "linear"]
     x = torch.zeros(5, 16, requires_grad=True)
     m = model(config())
     m.logits(x).sum().backward()
