@@ -149,13 +149,13 @@ def validate_search(s: SearchConfig) -> None:
 def validate_translate(j: TranslateJob) -> None:
     validate_search(j.search)
     _at_least("", j, 1, "batch_size", "chunk_lines", "max_input_len")
-    _at_least("", j, 0, "max_sentences", "num_threads")
+    _at_least("", j, 0, "max_sentences", "num_threads", "workers")
 
 
 def validate_serve(j: ServeJob) -> None:
     validate_search(j.search)
     _at_least("", j, 1, "max_sentences", "max_input_len", "batch_words", "queue_limit")
-    _at_least("", j, 0, "wait_ms", "num_threads")
+    _at_least("", j, 0, "wait_ms", "num_threads", "workers")
     _above("", j, 0, "timeout_s")
     _need(isinstance(j.port, int) and 0 <= j.port <= 65535, "port", j.port, "in [0, 65535]")
     if (j.ckpt is None) == (not j.models):
@@ -188,6 +188,6 @@ def validate_sample(j: SampleJob) -> None:
 def validate_evaluate(j: EvaluateJob) -> None:
     validate_search(j.search)
     _at_least("", j, 1, "batch_size", "max_input_len")
-    _at_least("", j, 0, "max_sentences", "num_threads", "first")
+    _at_least("", j, 0, "max_sentences", "num_threads", "first", "workers")
     for a in j.alphas:
         _need(_number(a) and a >= 0, "alphas", j.alphas, "values >= 0")

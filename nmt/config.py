@@ -292,6 +292,7 @@ class TranslateJob:
     interactive: bool | None = None  # None: when stdin is a terminal and input is -
     progress: bool | None = None  # None: when stderr is a terminal
     num_threads: int = 0  # CPU threads (0: PyTorch's default; 1 on a machine busy with other work)
+    workers: int = 0  # CPU: batches decoded side by side (0: auto, up to 4; 1: one at a time)
     device: str = "auto"
 
 
@@ -323,6 +324,7 @@ class EvaluateJob:
     alphas: list[float] = field(default_factory=list)  # beam: try these GNMT alphas, report the best
     first: int = 0  # use only the first N sentences of each test set (0: all); for quick tuning
     num_threads: int = 0  # CPU threads (0: PyTorch's default)
+    workers: int = 0  # CPU: batches decoded side by side (0: auto, up to 4; 1: one at a time)
     device: str = "auto"
 
 
@@ -355,6 +357,7 @@ class ServeJob:
     precision: Precision = Precision.auto
     quantize: Quantize = Quantize.none
     num_threads: int = 0
+    workers: int = 0  # CPU: batches decoded side by side (0: auto, up to 4; 1: one at a time)
     device: str = "auto"
 
 

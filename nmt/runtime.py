@@ -1,4 +1,4 @@
-"""Where and how code runs: device, autocast dtype, CPU threads, and a description of the hardware."""
+"""Where and how code runs: device, autocast dtype, CPU threads, decoding workers, and a description of the hardware."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import os
 import platform
 import resource
 import sys
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import torch
 
@@ -82,6 +85,61 @@ def peak_memory_mib(device: torch.device) -> float:
 def set_threads(n: int) -> None:
     if n > 0:
         torch.set_num_threads(n)
+
+
+# At most this many workers when ``workers=0`` (auto): each worker's Python (the search's step loop)
+# runs under the one interpreter lock, so many single-threaded workers end up waiting for it.
+# Measured on 2 cores only (docs/benchmarks.md, 2026-12-02, evening).
+MAX_AUTO_WORKERS = 4
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def plan_workers(requested: int, device: torch.device, jobs: int) -> tuple[int, int]:
+    """(workers, intra-op threads each) for ``jobs`` independent decoding batches.
+
+    On a CPU, batches decoded side by side, each on fewer threads, use the cores better than one
+    batch at a time on all of them: a beam's step is many small operations that one thread runs
+    about as fast as several. ``requested``: workers wanted (0: auto, as many as the intra-op
+    threads, at most ``MAX_AUTO_WORKERS``; 1: one batch at a time). The threads are shared out,
+    at least one each. GPUs and single batches get one worker with all the threads.
+    """
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or jobs < 2:
+        return 1, threads
+    n = requested if requested > 0 else min(threads, MAX_AUTO_WORKERS)
+    n = max(1, min(n, jobs))
+    return n, max(1, threads // n)
+
+
+def map_in_workers(
+    fn: Callable[[T], R], items: Iterable[T], workers: int, threads: int, device: torch.device
+) -> Iterator[R]:
+    """``map(fn, items)``, results in order, with ``workers`` threads each running PyTorch on
+    ``threads`` intra-op threads. The caller's grad mode and autocast (thread-local in PyTorch)
+    hold in the workers too. The caller's thread count is restored when the iterator ends; an
+    error in one item cancels the items not yet started and is raised here."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    grad = torch.is_grad_enabled()
+    kind = device.type
+    cast = torch.is_autocast_enabled(kind)
+    cast_dtype = torch.get_autocast_dtype(kind)
+
+    def call(item: T) -> R:
+        with torch.set_grad_enabled(grad), torch.autocast(kind, dtype=cast_dtype, enabled=cast):
+            return fn(item)
+
+    before = torch.get_num_threads()
+    # a new thread takes PyTorch's current thread count when it first runs an operation
+    pool = ThreadPoolExecutor(workers, "nmt-decode", initializer=torch.set_num_threads, initargs=(threads,))
+    try:
+        yield from pool.map(call, items)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(before)
 
 
 def describe_precision(precision: Precision, device: torch.device) -> str:

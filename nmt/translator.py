@@ -29,7 +29,7 @@ from nmt.data.batching import batch_indices, pad
 from nmt.data.files import decode_utf8_line
 from nmt.data.text import Prepared, TextProcessor
 from nmt.data.tokenizer import UNK, Tokenizer
-from nmt.runtime import autocast, autocast_dtype
+from nmt.runtime import autocast, autocast_dtype, map_in_workers, plan_workers
 from nmt.search import Hypothesis, SearchModel, search
 from nmt.search.forced import force
 
@@ -67,6 +67,7 @@ class Options:
     precision: Precision = Precision.auto  # bf16 autocast where the hardware has it natively
     quantize: Quantize = Quantize.none  # int8 dynamically quantized model (CPU)
     compile: bool = False  # torch.compile the decoder step (nmt/model/capture.py)
+    workers: int = 0  # CPU: batches decoded side by side (0: auto, 1: one at a time); see plan_workers
 
 
 def decode_ids(
@@ -79,29 +80,37 @@ def decode_ids(
     on_batch=None,
     max_sentences: int = 0,
     keys: list[int] | None = None,
+    workers: int = 1,
 ) -> list[list[Hypothesis]]:
     """Piece-id sequences (each non-empty) -> hypotheses in the same order, batched by length.
 
     ``batch_size`` bounds source pieces per batch times the beam size, so beam search batches
     hold as many hypotheses as greedy ones; ``max_sentences`` (> 0) caps sentences per batch.
     ``keys``: each sequence's random stream for sampling (default: its position), so the result
-    does not depend on the batching. ``on_batch(positions)`` is called after each batch with the
-    positions in ``src`` it decoded.
+    does not depend on the batching. ``workers``: batches decoded side by side on a CPU
+    (``nmt.runtime.plan_workers``; 0: auto, 1: one at a time). ``on_batch(positions)`` is called
+    after each batch, in batch order, with the positions in ``src`` it decoded.
     """
     key_arr = np.asarray(keys if keys is not None else range(len(src)), dtype=np.int64)
     lens = np.array([len(s) for s in src], dtype=np.int64)
     width = cfg.beam_size if cfg.method.value == "beam" else 1
-    out: list[list[Hypothesis] | None] = [None] * len(src)
-    for idx in batch_indices(
-        lens, None, max(batch_size // width, 1), by_tokens=True, max_sents=max_sentences
-    ):
-        idx = idx[np.argsort(-lens[idx], kind="stable")]
-        seqs = [np.asarray(src[i]) for i in idx]
-        src_t = pad(seqs).to(device, non_blocking=True)  # (batch, src_len)
+    batches = [
+        idx[np.argsort(-lens[idx], kind="stable")]
+        for idx in batch_indices(
+            lens, None, max(batch_size // width, 1), by_tokens=True, max_sents=max_sentences
+        )
+    ]
+
+    def run(idx: np.ndarray) -> list[list[Hypothesis]]:
+        src_t = pad([np.asarray(src[i]) for i in idx]).to(device, non_blocking=True)  # (batch, src_len)
         src_lens = torch.from_numpy(lens[idx])
-        batch_keys = torch.from_numpy(key_arr[idx])
-        for i, hyps in zip(idx, search(model, src_t, src_lens, cfg, with_attention, batch_keys)):
-            out[i] = hyps
+        return search(model, src_t, src_lens, cfg, with_attention, torch.from_numpy(key_arr[idx]))
+
+    out: list[list[Hypothesis] | None] = [None] * len(src)
+    n_workers, threads = plan_workers(workers, device, len(batches))
+    for idx, hyps in zip(batches, map_in_workers(run, batches, n_workers, threads, device)):
+        for i, h in zip(idx, hyps):
+            out[i] = h
         if on_batch is not None:
             on_batch(idx)
     return out  # type: ignore[return-value]
@@ -225,6 +234,7 @@ class Translator:
                 progress,
                 o.max_sentences,
                 keys=[first_lineno + k for k in todo],  # sampling follows the line number, not the batch
+                workers=1 if o.compile else o.workers,  # a compiled step stays on one thread
             )
             results = self._results([ids[k] for k in todo], [prepared[k] for k in todo], hyps)
         out = [Translation("", None, None) for _ in lines]

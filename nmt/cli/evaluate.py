@@ -52,6 +52,7 @@ def evaluate_checkpoint(cfg: EvaluateJob) -> dict:
         precision=cfg.precision,
         quantize=cfg.quantize,
         compile=cfg.compile,
+        workers=cfg.workers,
     )
     translator, ckpt = load_translator(cfg.ckpt, device, cfg.search, options)
     how = (

@@ -45,6 +45,7 @@ def task(cfg: ServeJob) -> None:
         keep_segmentation=cfg.keep_segmentation,
         precision=cfg.precision,
         quantize=cfg.quantize,
+        workers=cfg.workers,
     )
     specs = [(cfg.model_id, cfg.ckpt)] if cfg.ckpt is not None else [(m.id, m.ckpt) for m in cfg.models]
     served = []

@@ -80,6 +80,7 @@ def task(cfg: TranslateJob) -> None:
         precision=cfg.precision,
         quantize=cfg.quantize,
         compile=cfg.compile,
+        workers=cfg.workers,
     )
     translator, _ = load_translator(cfg.ckpt, device, cfg.search, options)
     log.debug(

@@ -401,6 +401,7 @@ def test_average_refuses_checkpoints_of_another_run(toy_run: ToyRun, tmp_path: P
         ("translate", "search.alpha=nan", "search.alpha"),
         ("translate", "batch_size=0", "batch_size"),
         ("translate", "chunk_lines=0", "chunk_lines"),
+        ("translate", "workers=-1", "workers"),
         ("evaluate", "search.beam_size=0", "search.beam_size"),
         ("evaluate", "batch_size=0", "batch_size"),
         ("evaluate", "alphas=[0.6,-1]", "alphas"),

@@ -74,6 +74,24 @@ def test_sampling_follows_the_line_not_the_batch(model: Seq2Seq, toy_tokenizers:
     assert [t.text for t in other_seed] != runs[0]
 
 
+@pytest.mark.parametrize("method", ["greedy", "beam"])
+def test_workers_give_the_same_results_in_order(model: Seq2Seq, toy_tokenizers: tuple, method: str) -> None:
+    tr = translator(model, toy_tokenizers, method)
+    ids = tr.encode(LINES, "in.txt", 1)
+    cfg = tr.cfg
+    one_seen: list[list[int]] = []
+    two_seen: list[list[int]] = []
+    one = decode_ids(model, ids, cfg, CPU, max_sentences=3, on_batch=lambda idx: one_seen.append(list(idx)))
+    two = decode_ids(
+        model, ids, cfg, CPU, max_sentences=3, on_batch=lambda idx: two_seen.append(list(idx)), workers=2
+    )
+    assert len(one_seen) == len(two_seen) == 8  # 24 sentences, 3 a batch: 8 batches
+    assert two_seen == one_seen  # progress in batch order, every sentence once
+    assert sorted(i for idx in two_seen for i in idx) == list(range(len(LINES)))
+    assert [[h.tokens for h in hs] for hs in two] == [[h.tokens for h in hs] for hs in one]
+    assert [[h.score for h in hs] for hs in two] == [[h.score for h in hs] for hs in one]
+
+
 def test_blank_lines_give_empty_translations_without_the_model(model: Seq2Seq, toy_tokenizers: tuple) -> None:
     out = translator(model, toy_tokenizers).translate_detailed(["", "  ", "\t", LINES[0]])
     assert [t.text for t in out[:3]] == ["", "", ""]
