@@ -10,6 +10,7 @@ setting. Batches hold at most N sentences (``max_sentences``), sorted by length,
       --input ../shared/data/small_parallel_enja/test.en
   python bench/decode_speed.py --ckpt ... --device cuda --batches 1,64,256
   python bench/decode_speed.py --ckpt ... --precisions fp32,bf16,int8 --ref ../shared/data/small_parallel_enja/test.ja
+  python bench/decode_speed.py --ckpt ... --workers 1,0     # one batch at a time against auto workers
 
 ``--precisions``: fp32, bf16 (autocast) and int8 (dynamically quantized linear layers and LSTMs,
 CPU), each a model of its own; with ``--ref`` each setting's BLEU (``-tok none`` on the segmented
@@ -47,6 +48,9 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=0.6, help="GNMT length penalty for beam search")
     ap.add_argument("--max-sentences", type=int, default=0, help="use only the first N input lines")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument(
+        "--workers", default="0", help="decoding workers (0: auto, 1: one batch at a time); comma-separated"
+    )
     ap.add_argument("--precisions", default="auto", help="auto, fp32, bf16, int8; comma-separated")
     ap.add_argument("--ref", type=Path, help="reference translations: print BLEU (-tok none) too")
     ap.add_argument("--json", type=Path)
@@ -61,19 +65,20 @@ def main() -> None:
         lines = lines[: a.max_sentences]
     print(f"{a.ckpt} on {device} ({hardware(device)}); {len(lines)} sentences from {a.input}")
     print(
-        f"{'arithmetic':<11}{'search':<10}{'batch':>6}{'sent/s':>10}{'tgt tok/s':>11}{'seconds':>9}{'peak RSS MiB':>14}"
+        f"{'arithmetic':<11}{'search':<10}{'batch':>6}{'workers':>8}{'sent/s':>10}{'tgt tok/s':>11}{'seconds':>9}{'peak RSS MiB':>14}"
         + (f"{'CUDA MiB':>10}" if device.type == "cuda" else "")
         + (f"{'BLEU':>7}" if a.ref else "")
     )
     refs = read_lines(a.ref)[: len(lines)] if a.ref else None
     results = []
     settings = [
-        (p, beam, bs)
+        (p, beam, bs, w)
         for p in a.precisions.split(",")
         for beam in (int(b) for b in a.beams.split(","))
         for bs in (int(b) for b in a.batches.split(","))
+        for w in (int(x) for x in a.workers.split(","))
     ]
-    for arith, beam, bs in settings:
+    for arith, beam, bs, workers in settings:
         cfg = SearchConfig(
             method=SearchMethod.beam if beam > 1 else SearchMethod.greedy,
             beam_size=beam,
@@ -84,6 +89,7 @@ def main() -> None:
         options = Options(
             batch_size=10**9, max_input_len=10**6, max_sentences=bs, processed=True, keep_segmentation=True,
             precision=Precision.fp32 if int8 else Precision(arith), quantize=Quantize.int8 if int8 else Quantize.none,
+            workers=workers,
         )  # fmt: skip
         tr, _ = load_translator(a.ckpt, device, cfg, options)
         tr.translate(lines[: min(len(lines), 2 * bs, 64)])  # warm-up
@@ -100,6 +106,7 @@ def main() -> None:
             "arithmetic": arith,
             "search": "greedy" if beam == 1 else f"beam{beam}",
             "batch": bs,
+            "workers": workers,
             "sentences": len(lines),
             "sentences_per_s": round(len(lines) / secs, 1),
             "target_tokens_per_s": round(pieces / secs, 1),
@@ -112,7 +119,7 @@ def main() -> None:
             r["bleu_tok_none"] = round(bleu([t.text for t in out], refs, "none").score, 2)
         results.append(r)
         print(
-            f"{arith:<11}{r['search']:<10}{bs:>6}{r['sentences_per_s']:>10}{r['target_tokens_per_s']:>11}{r['seconds']:>9}"
+            f"{arith:<11}{r['search']:<10}{bs:>6}{workers:>8}{r['sentences_per_s']:>10}{r['target_tokens_per_s']:>11}{r['seconds']:>9}"
             f"{r['peak_rss_mib']:>14}"
             + (f"{r['cuda_max_allocated_mib']:>10}" if device.type == "cuda" else "")
             + (f"{r['bleu_tok_none']:>7}" if refs is not None else ""),
