@@ -7,6 +7,7 @@ import os
 import platform
 import resource
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -92,54 +93,87 @@ def set_threads(n: int) -> None:
 # Measured on 2 cores only (docs/benchmarks.md, 2026-12-02, evening).
 MAX_AUTO_WORKERS = 4
 
-T = TypeVar("T")
-R = TypeVar("R")
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
-def plan_workers(requested: int, device: torch.device, jobs: int) -> tuple[int, int]:
-    """(workers, intra-op threads each) for ``jobs`` independent decoding batches.
+def plan_workers(requested: int, device: torch.device) -> tuple[int, int]:
+    """(workers, intra-op threads each) for decoding batches side by side; (1, all threads): one
+    batch at a time.
 
     On a CPU, batches decoded side by side, each on fewer threads, use the cores better than one
     batch at a time on all of them: a beam's step is many small operations that one thread runs
-    about as fast as several. ``requested``: workers wanted (0: auto, as many as the intra-op
-    threads, at most ``MAX_AUTO_WORKERS``; 1: one batch at a time). The threads are shared out,
-    at least one each. GPUs and single batches get one worker with all the threads.
+    about as fast as several. ``requested``: 0 (auto) takes the largest count up to
+    ``MAX_AUTO_WORKERS`` that divides the intra-op threads, so every worker gets the same number
+    and a batch's arithmetic does not depend on which worker took it; 1: one batch at a time;
+    more: as asked, at most one worker per thread, the threads shared out evenly (any remainder
+    unused). GPUs get one worker.
     """
     threads = torch.get_num_threads()
-    if device.type != "cpu" or jobs < 2:
+    if device.type != "cpu":
         return 1, threads
-    n = requested if requested > 0 else min(threads, MAX_AUTO_WORKERS)
-    n = max(1, min(n, jobs))
-    return n, max(1, threads // n)
+    if requested > 0:
+        n = min(requested, threads)
+    else:
+        n = next(k for k in range(min(threads, MAX_AUTO_WORKERS), 0, -1) if threads % k == 0)
+    return n, threads // n
 
 
-def map_in_workers(
-    fn: Callable[[T], R], items: Iterable[T], workers: int, threads: int, device: torch.device
-) -> Iterator[R]:
-    """``map(fn, items)``, results in order, with ``workers`` threads each running PyTorch on
-    ``threads`` intra-op threads. The caller's grad mode and autocast (thread-local in PyTorch)
-    hold in the workers too. The caller's thread count is restored when the iterator ends; an
-    error in one item cancels the items not yet started and is raised here."""
-    if workers <= 1:
-        yield from map(fn, items)
-        return
-    grad = torch.is_grad_enabled()
-    kind = device.type
-    cast = torch.is_autocast_enabled(kind)
-    cast_dtype = torch.get_autocast_dtype(kind)
+class DecodePool:
+    """Threads that decode batches side by side on a CPU, each running PyTorch on ``threads``
+    intra-op threads; kept for the life of its owner (a ``Translator``), so per-thread state
+    (MKL's buffers, oneDNN's and autocast's caches) is built once, not per call.
 
-    def call(item: T) -> R:
-        with torch.set_grad_enabled(grad), torch.autocast(kind, dtype=cast_dtype, enabled=cast):
-            return fn(item)
+    PyTorch keeps one process-wide thread count that a new thread copies when it first runs an
+    operation; setting a worker's own count writes it too. So every worker starts here, sets its
+    count while the constructor waits, and the constructor then puts the caller's count back.
+    """
 
-    before = torch.get_num_threads()
-    # a new thread takes PyTorch's current thread count when it first runs an operation
-    pool = ThreadPoolExecutor(workers, "nmt-decode", initializer=torch.set_num_threads, initargs=(threads,))
-    try:
-        yield from pool.map(call, items)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        torch.set_num_threads(before)
+    def __init__(self, workers: int, threads: int) -> None:
+        self.workers, self.threads = workers, threads
+        ready = threading.Barrier(workers + 1)
+
+        def start() -> None:
+            torch.get_num_threads()  # take PyTorch's per-thread start-up now, so it cannot undo the next line
+            torch.set_num_threads(threads)
+            ready.wait()
+
+        before = torch.get_num_threads()
+        self._pool = ThreadPoolExecutor(workers, "nmt-decode", initializer=start)
+        try:
+            for _ in range(workers):  # a thread is started for each task while none is idle
+                self._pool.submit(int)
+            ready.wait(timeout=60)
+        finally:
+            torch.set_num_threads(before)
+
+    def map(self, fn: Callable[[_T], _R], items: Iterable[_T], device: torch.device) -> Iterator[_R]:
+        """``map(fn, items)``, results in order, computed by the workers. The caller's grad mode and
+        autocast (thread-local in PyTorch) hold in the workers too. When the caller stops early (an
+        error, Ctrl-C), items not yet started are cancelled; those running finish in the background."""
+        grad = torch.is_grad_enabled()
+        kind = device.type
+        cast = dict(
+            device_type=kind,
+            dtype=torch.get_autocast_dtype(kind),
+            enabled=torch.is_autocast_enabled(kind),
+            cache_enabled=torch.is_autocast_cache_enabled(),
+        )
+
+        def call(item: _T) -> _R:
+            with torch.set_grad_enabled(grad), torch.autocast(**cast):
+                return fn(item)
+
+        futures = [self._pool.submit(call, item) for item in items]
+        try:
+            for f in futures:
+                yield f.result()
+        finally:
+            for f in futures:
+                f.cancel()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def describe_precision(precision: Precision, device: torch.device) -> str:

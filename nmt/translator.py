@@ -29,7 +29,7 @@ from nmt.data.batching import batch_indices, pad
 from nmt.data.files import decode_utf8_line
 from nmt.data.text import Prepared, TextProcessor
 from nmt.data.tokenizer import UNK, Tokenizer
-from nmt.runtime import autocast, autocast_dtype, map_in_workers, plan_workers
+from nmt.runtime import DecodePool, autocast, autocast_dtype, plan_workers
 from nmt.search import Hypothesis, SearchModel, search
 from nmt.search.forced import force
 
@@ -68,6 +68,7 @@ class Options:
     quantize: Quantize = Quantize.none  # int8 dynamically quantized model (CPU)
     compile: bool = False  # torch.compile the decoder step (nmt/model/capture.py)
     workers: int = 0  # CPU: batches decoded side by side (0: auto, 1: one at a time); see plan_workers
+    # (ignored with compile=true: a compiled step stays on one thread)
 
 
 def decode_ids(
@@ -80,16 +81,16 @@ def decode_ids(
     on_batch=None,
     max_sentences: int = 0,
     keys: list[int] | None = None,
-    workers: int = 1,
+    pool: DecodePool | None = None,
 ) -> list[list[Hypothesis]]:
     """Piece-id sequences (each non-empty) -> hypotheses in the same order, batched by length.
 
     ``batch_size`` bounds source pieces per batch times the beam size, so beam search batches
     hold as many hypotheses as greedy ones; ``max_sentences`` (> 0) caps sentences per batch.
     ``keys``: each sequence's random stream for sampling (default: its position), so the result
-    does not depend on the batching. ``workers``: batches decoded side by side on a CPU
-    (``nmt.runtime.plan_workers``; 0: auto, 1: one at a time). ``on_batch(positions)`` is called
-    after each batch, in batch order, with the positions in ``src`` it decoded.
+    does not depend on the batching. ``pool``: workers that decode the batches side by side (a
+    single batch runs in the calling thread on all its threads). ``on_batch(positions)`` is
+    called after each batch, in batch order, with the positions in ``src`` it decoded.
     """
     key_arr = np.asarray(keys if keys is not None else range(len(src)), dtype=np.int64)
     lens = np.array([len(s) for s in src], dtype=np.int64)
@@ -107,8 +108,8 @@ def decode_ids(
         return search(model, src_t, src_lens, cfg, with_attention, torch.from_numpy(key_arr[idx]))
 
     out: list[list[Hypothesis] | None] = [None] * len(src)
-    n_workers, threads = plan_workers(workers, device, len(batches))
-    for idx, hyps in zip(batches, map_in_workers(run, batches, n_workers, threads, device)):
+    results = pool.map(run, batches, device) if pool is not None and len(batches) > 1 else map(run, batches)
+    for idx, hyps in zip(batches, results):
         for i, h in zip(idx, hyps):
             out[i] = h
         if on_batch is not None:
@@ -136,6 +137,23 @@ class Translator:
         self.model, self.src_tok, self.tgt_tok, self.cfg, self.device = model, src_tok, tgt_tok, cfg, device
         self.options = options or Options()
         self.text = text
+        self._pool: DecodePool | None = None  # started by the first translation
+        self._pool_planned = False
+
+    def _decode_pool(self) -> DecodePool | None:
+        """The workers of ``options.workers`` (none for one worker, or a compiled step)."""
+        if not self._pool_planned:
+            self._pool_planned = True
+            workers, threads = plan_workers(self.options.workers, self.device)
+            if workers > 1 and not self.options.compile:
+                self._pool = DecodePool(workers, threads)
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the decoding workers (they also stop when the Translator is garbage-collected)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool, self._pool_planned = None, False
 
     def autocast(self):  # noqa: ANN201
         """The autocast context of ``options.precision`` (none for an int8 model)."""
@@ -234,7 +252,7 @@ class Translator:
                 progress,
                 o.max_sentences,
                 keys=[first_lineno + k for k in todo],  # sampling follows the line number, not the batch
-                workers=1 if o.compile else o.workers,  # a compiled step stays on one thread
+                pool=self._decode_pool(),
             )
             results = self._results([ids[k] for k in todo], [prepared[k] for k in todo], hyps)
         out = [Translation("", None, None) for _ in lines]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from nmt.config import BadLine, LengthPenalty, SearchConfig, SearchMethod
 from nmt.data.tokenizer import EOS, UNK, Tokenizer
 from nmt.data.toy import make_pairs
 from nmt.model.seq2seq import Seq2Seq
+from nmt.runtime import DecodePool
 from nmt.textio import read_raw_lines
 from nmt.translator import Options, Translator, decode_ids
 from tests.helpers import tiny_model_config
@@ -82,14 +84,57 @@ def test_workers_give_the_same_results_in_order(model: Seq2Seq, toy_tokenizers: 
     one_seen: list[list[int]] = []
     two_seen: list[list[int]] = []
     one = decode_ids(model, ids, cfg, CPU, max_sentences=3, on_batch=lambda idx: one_seen.append(list(idx)))
-    two = decode_ids(
-        model, ids, cfg, CPU, max_sentences=3, on_batch=lambda idx: two_seen.append(list(idx)), workers=2
-    )
+    threads_used = set()
+
+    class Recording:  # the model, noting the thread of every batch
+        def encode(self, *args: object) -> object:
+            threads_used.add(threading.current_thread().name)
+            return model.encode(*args)
+
+        def decode_step(self, *args: object) -> object:
+            return model.decode_step(*args)
+
+    pool = DecodePool(2, torch.get_num_threads())  # the same thread count as above: the same arithmetic
+    try:
+        two = decode_ids(
+            Recording(),
+            ids,
+            cfg,
+            CPU,
+            max_sentences=3,
+            on_batch=lambda idx: two_seen.append(list(idx)),
+            pool=pool,
+        )
+    finally:
+        pool.close()
+    assert len(threads_used) == 2 and threading.current_thread().name not in threads_used
     assert len(one_seen) == len(two_seen) == 8  # 24 sentences, 3 a batch: 8 batches
     assert two_seen == one_seen  # progress in batch order, every sentence once
     assert sorted(i for idx in two_seen for i in idx) == list(range(len(LINES)))
     assert [[h.tokens for h in hs] for hs in two] == [[h.tokens for h in hs] for hs in one]
     assert [[h.score for h in hs] for hs in two] == [[h.score for h in hs] for hs in one]
+
+
+def test_the_translator_keeps_one_pool_of_workers(model: Seq2Seq, toy_tokenizers: tuple) -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # workers=2 needs two threads to share out
+    try:
+        _check_one_pool(model, toy_tokenizers)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_one_pool(model: Seq2Seq, toy_tokenizers: tuple) -> None:
+    cfg = SearchConfig(method=SearchMethod.greedy, **LIMIT)
+    tr = Translator(model, *toy_tokenizers, cfg, CPU, Options(batch_size=8, workers=2))
+    first = tr.translate(LINES)
+    pool = tr._decode_pool()
+    assert pool is not None and pool.workers == 2
+    assert tr.translate(LINES) == first and tr._decode_pool() is pool
+    tr.close()
+    assert translator(model, toy_tokenizers).translate(LINES) == first  # workers=1 alike
+    one = Translator(model, *toy_tokenizers, cfg, CPU, Options(batch_size=8, workers=1))
+    assert one._decode_pool() is None
 
 
 def test_blank_lines_give_empty_translations_without_the_model(model: Seq2Seq, toy_tokenizers: tuple) -> None:
