@@ -155,6 +155,12 @@ class Translator:
             self._pool.close()
             self._pool, self._pool_planned = None, False
 
+    def __enter__(self) -> Translator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def autocast(self):  # noqa: ANN201
         """The autocast context of ``options.precision`` (none for an int8 model)."""
         if self.options.quantize == Quantize.int8:

@@ -133,6 +133,12 @@ def _check_one_pool(model: Seq2Seq, toy_tokenizers: tuple) -> None:
     assert tr.translate(LINES) == first and tr._decode_pool() is pool
     tr.close()
     assert translator(model, toy_tokenizers).translate(LINES) == first  # workers=1 alike
+    with Translator(model, *toy_tokenizers, cfg, CPU, Options(batch_size=8, workers=2)) as tr:
+        assert tr.translate(LINES) == first
+        pool = tr._decode_pool()
+    assert pool is not None and tr._pool is None
+    with pytest.raises(RuntimeError, match="shutdown"):  # closed on leaving the block
+        list(pool.map(abs, [1, 2], CPU))
     one = Translator(model, *toy_tokenizers, cfg, CPU, Options(batch_size=8, workers=1))
     assert one._decode_pool() is None
 
