@@ -101,7 +101,7 @@ def beam_search(
         V = lp.size(1)
         history = alive_seq.view(B * K, T) if cfg.no_repeat_ngram else None
         lp = constrain(lp, t, limit_cpu.repeat_interleave(K), cfg, history)
-        flat = (alive_lp.unsqueeze(2) + lp.view(B, K, V)).view(B, K * V)  # (B, K*V)
+        flat = lp.view(B, K, V).add_(alive_lp.unsqueeze(2)).view(B, K * V)  # (B, K*V), in lp's memory
         cand_lp, cand = topk(flat, 2 * K + track)  # (B, 2K)
         if track:  # which 2K are kept, and which EOS are among the first K
             eos_at_k = (cand[:, K - 1 : K + 1] % V == EOS).any(1)  # (B,)
