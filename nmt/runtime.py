@@ -97,7 +97,7 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-def plan_workers(requested: int, device: torch.device) -> tuple[int, int]:
+def plan_workers(requested: int, device: torch.device, autocast: bool = False) -> tuple[int, int]:
     """(workers, intra-op threads each) for decoding batches side by side; (1, all threads): one
     batch at a time.
 
@@ -107,10 +107,12 @@ def plan_workers(requested: int, device: torch.device) -> tuple[int, int]:
     ``MAX_AUTO_WORKERS`` that divides the intra-op threads, so every worker gets the same number
     and a batch's arithmetic does not depend on which worker took it; 1: one batch at a time;
     more: as asked, at most one worker per thread, the threads shared out evenly (any remainder
-    unused). GPUs get one worker.
+    unused). GPUs get one worker, and so does auto under reduced-precision ``autocast`` (bf16 on
+    a CPU): there workers were measured to gain nothing in a warm process and to cost a fresh one
+    its kernels' start-up (docs/benchmarks.md), so auto keeps one batch at a time.
     """
     threads = torch.get_num_threads()
-    if device.type != "cpu":
+    if device.type != "cpu" or (autocast and requested == 0):
         return 1, threads
     if requested > 0:
         n = min(requested, threads)

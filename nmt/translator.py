@@ -144,9 +144,15 @@ class Translator:
         """The workers of ``options.workers`` (none for one worker, or a compiled step)."""
         if not self._pool_planned:
             self._pool_planned = True
-            workers, threads = plan_workers(self.options.workers, self.device)
+            amp = autocast_dtype(self.options.precision, self.device) is not None
+            workers, threads = plan_workers(self.options.workers, self.device, amp)
             if workers > 1 and not self.options.compile:
                 self._pool = DecodePool(workers, threads)
+                log.info(
+                    "%d decoding workers, %d thread(s) each (workers=1: one batch at a time)",
+                    workers,
+                    threads,
+                )
         return self._pool
 
     def close(self) -> None:

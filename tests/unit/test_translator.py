@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from nmt import NmtError
-from nmt.config import BadLine, LengthPenalty, SearchConfig, SearchMethod
+from nmt.config import BadLine, LengthPenalty, Precision, SearchConfig, SearchMethod
 from nmt.data.tokenizer import EOS, UNK, Tokenizer
 from nmt.data.toy import make_pairs
 from nmt.model.seq2seq import Seq2Seq
@@ -141,6 +141,13 @@ def _check_one_pool(model: Seq2Seq, toy_tokenizers: tuple) -> None:
         list(pool.map(abs, [1, 2], CPU))
     one = Translator(model, *toy_tokenizers, cfg, CPU, Options(batch_size=8, workers=1))
     assert one._decode_pool() is None
+    bf16 = Translator(model, *toy_tokenizers, cfg, CPU, Options(batch_size=8, precision=Precision.bf16))
+    assert bf16._decode_pool() is None  # auto under bf16 autocast: one batch at a time
+    asked = Translator(
+        model, *toy_tokenizers, cfg, CPU, Options(batch_size=8, workers=2, precision=Precision.bf16)
+    )
+    assert asked._decode_pool() is not None
+    asked.close()
 
 
 def test_blank_lines_give_empty_translations_without_the_model(model: Seq2Seq, toy_tokenizers: tuple) -> None:

@@ -35,6 +35,13 @@ def test_plan_workers(
     assert plan_workers(requested, torch.device(device)) == want
 
 
+def test_plan_workers_under_autocast_keeps_one_batch_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert plan_workers(0, CPU, autocast=True) == (1, 4)  # auto: one batch at a time
+    assert plan_workers(2, CPU, autocast=True) == (2, 2)  # asked for: as asked
+    assert plan_workers(0, CPU, autocast=False) == (4, 1)
+
+
 @pytest.fixture
 def pool() -> Iterator[DecodePool]:
     before = torch.get_num_threads()
