@@ -148,7 +148,7 @@ class Translator:
             workers, threads = plan_workers(self.options.workers, self.device, amp)
             if workers > 1 and not self.options.compile:
                 self._pool = DecodePool(workers, threads)
-                log.info(
+                log.debug(  # debug: a run that ends in an error prints that line alone
                     "%d decoding workers, %d thread(s) each (workers=1: one batch at a time)",
                     workers,
                     threads,
