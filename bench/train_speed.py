@@ -111,6 +111,11 @@ def main() -> None:
     ap.add_argument(
         "--unfused-loss", action="store_true", help="the old step: full logits, then the loss on them"
     )
+    ap.add_argument(
+        "--autograd-bptt",
+        action="store_true",
+        help="autograd over the decoder's step loop instead of nmt.model.bptt (train.explicit_bptt=false)",
+    )
     a = ap.parse_args()
     if not a.no_tune_allocator:
         tune_allocator()
@@ -129,6 +134,7 @@ def main() -> None:
     else:
         batches, sv, tv = synthetic_batches(n, a.batch, a.src_len, a.tgt_len, vocab), vocab, vocab
     model = build_model(cfg, sv, tv).to(device).train()
+    model.decoder.explicit_bptt = not a.autograd_bptt
     opt = build_optimizer(model.parameters(), TrainConfig(), device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
 
@@ -170,6 +176,7 @@ def main() -> None:
         "parameters": count_parameters(model),
         "device": str(device),
         "precision": "fp32" if amp is None else str(amp),
+        "bptt": "autograd" if a.autograd_bptt else "explicit where it applies",
         "hardware": hardware(device),
         "onednn_cache": os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY"),
         "steps": len(times),

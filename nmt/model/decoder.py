@@ -22,6 +22,7 @@ from torch import nn
 
 from nmt.data.tokenizer import PAD
 from nmt.model.attention import Attention, Memory
+from nmt.model.bptt import DecoderLoop
 from nmt.model.cells import GRUCell, LSTMCell, RNNCell, run_stack
 from nmt.model.dropout import Dropout
 
@@ -73,6 +74,7 @@ class Decoder(nn.Module):
         self.attention = Attention(SCORES[attention], hidden, mem_dim, attn_dim)
         self.combine = nn.Linear(hidden + mem_dim, hidden, bias=False)  # W_c
         self.dropout = Dropout(dropout)
+        self.explicit_bptt = True  # teacher forcing through DecoderLoop where it applies (nmt.model.bptt)
 
     def start(self, h: torch.Tensor, c: torch.Tensor | None) -> DecoderState:
         """Initial state from the bridge's h, c (layers, batch, hidden); the first feed is zeros."""
@@ -126,6 +128,15 @@ class Decoder(nn.Module):
         if not self.input_feeding and not self.bahdanau:
             return self._forward_fused(tgt_in, state, mem, with_attention)
         pre = self.embed_inputs(tgt_in)  # (batch, tgt_len, gates*hidden), one product for all steps
+        if not with_attention and self.loop_applies(pre, state):
+            params = []
+            for k, cell in enumerate(self.cells):  # layer 0's bias is inside pre
+                params += [cell.w_step] if k == 0 else [cell.w_step, cell.bias]
+            out = DecoderLoop.apply(
+                pre, state.h, state.c, state.feed, mem.values, mem.keys, mem.mask,
+                self.combine.weight, self.dropout.p, self.training, *params,
+            )  # fmt: skip
+            return out, None
         outs, attns = [], []
         for pre_t in pre.unbind(1):
             out, state, weights = self.step(pre_t, state, mem)
@@ -133,6 +144,24 @@ class Decoder(nn.Module):
             if with_attention:
                 attns.append(weights)
         return torch.stack(outs, 1), torch.stack(attns, 1) if with_attention else None
+
+    def loop_applies(self, pre: torch.Tensor, state: DecoderState) -> bool:
+        """Whether teacher forcing runs as ``DecoderLoop`` (backpropagation through time by hand,
+        one autograd node) rather than autograd over ``step``: the same function, for input-feeding
+        Luong LSTM decoders with dot or general attention, in float32 or float64 on a CPU without
+        autocast; ``explicit_bptt = False`` keeps autograd's loop everywhere."""
+        return (
+            self.explicit_bptt
+            and self.input_feeding
+            and not self.bahdanau
+            and self.attention.kind in ("dot", "general")
+            and all(type(cell) is LSTMCell for cell in self.cells)
+            and pre.device.type == "cpu"
+            and pre.dtype in (torch.float32, torch.float64)
+            and state.c is not None
+            and not torch.is_autocast_enabled("cpu")
+            and not torch.compiler.is_compiling()
+        )
 
     def _forward_fused(
         self, tgt_in: torch.Tensor, state: DecoderState, mem: Memory, with_attention: bool

@@ -18,13 +18,29 @@ from torch import nn
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     if not training or p == 0.0 or x.device.type != "cpu":
         return F.dropout(x, p, training)
+    keep, scale = _draw_keep(x.shape, p)
+    return torch.zeros_like(x) if keep is None else x * keep * scale
+
+
+def keep_mask(shape: torch.Size, p: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The same mask as a tensor of ``shape`` (0 where dropped, 1 / P(keep) where kept), drawn from
+    the generator exactly as ``dropout`` draws it, so that ``x * keep_mask(...)`` is ``dropout(x)``
+    (bit for bit in float32 and float64)."""
+    keep, scale = _draw_keep(shape, p)
+    if keep is None:
+        return torch.zeros(shape, dtype=dtype, device=device)
+    return keep.to(dtype).mul_(scale).to(device)
+
+
+def _draw_keep(shape: torch.Size, p: float) -> tuple[torch.Tensor | None, float]:
+    """(bool keep mask of ``shape``, 1 / P(keep)); (None, 0) when everything is dropped."""
     drop16 = round(p * 65536)
     keep_p = 1.0 - drop16 / 65536
     if keep_p <= 0.0:
-        return torch.zeros_like(x)
-    bits = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
-    keep = bits.view(torch.int16)[: x.numel()].view(x.shape) >= drop16 - 32768  # (x.shape)
-    return x * keep * (1.0 / keep_p)
+        return None, 0.0
+    n = shape.numel()
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
+    return bits.view(torch.int16)[:n].view(shape) >= drop16 - 32768, 1.0 / keep_p  # (shape)
 
 
 class Dropout(nn.Module):

@@ -1,0 +1,194 @@
+"""Backpropagation through time written out by hand for the input-feeding decoder.
+
+Under teacher forcing, the Luong decoder with input feeding runs a Python loop of small steps:
+per target position, every LSTM layer, attention over the source, the combine layer. Autograd
+records each of the step's ~45 operations as a node, keeps a reference to every input it needs,
+and in backward runs one node at a time, each allocating its results, including a small weight
+gradient product per step and layer (an inner dimension of one batch). ``DecoderLoop`` is the
+same function as a single autograd node: forward runs the loop with autograd off and writes the
+activations backward needs into preallocated (steps, batch, ...) buffers; backward runs the
+loop in reverse with the classic BPTT recurrences, then forms each weight's gradient as one
+product over all steps at once (Werbos 1990; Williams & Zipser 1995). Per step t and layer l
+(gates i, f, g, o; ``*`` element-wise):
+
+    forward                                   backward (dh, dc arrive from step t+1)
+    x_t   = [input_t; h_{t-1}]                dc    += dh * o * (1 - tanh(c_t)^2)
+    gates = W x_t + b (+ pre_t)               do     = dh * tanh(c_t) * o (1 - o)
+    c_t   = f * c_{t-1} + i * g               di, dg = dc * g * i (1 - i),  dc * i * (1 - g^2)
+    h_t   = o * tanh(c_t)                     df     = dc * c_{t-1} * f (1 - f)
+                                              dx_t   = W^T dgates -> (d input_t, dh_{t-1})
+                                              dc_{t-1} = dc * f;   dW = sum_t dgates_t x_t^T
+
+Attention (Luong dot or general: keys are the memory, or W_a times it, computed outside) and the
+combine layer h~_t = tanh(W_c [h_t; ctx_t]) are reversed the same way; h~_t is both the step's
+output and the next step's input feed, so its gradient is the loss's plus the next step's.
+Dropout masks are drawn in the same order from the same generator as the autograd loop
+(``nmt.model.dropout``), so both give the same numbers up to rounding.
+
+Used by ``Decoder.forward`` where it applies (``supports``): LSTM cells, Luong dot or general
+attention, input feeding, float32 or float64 on a CPU without autocast, no attention weights
+asked for. Everything else runs the autograd loop, which computes the same function.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nmt.model.dropout import keep_mask
+
+_tanh_backward = torch.ops.aten.tanh_backward
+_sigmoid_backward = torch.ops.aten.sigmoid_backward
+_softmax_backward = torch.ops.aten._softmax_backward_data
+
+
+class DecoderLoop(torch.autograd.Function):
+    """The teacher-forced step loop of an input-feeding Luong LSTM decoder as one autograd node.
+
+    Inputs: pre (batch, steps, 4H), the first layer's gate inputs from the target embeddings (bias
+    included); h0, c0 (layers, batch, H); feed0 (batch, H); values (batch, src, M) and keys
+    (batch, src, H) of the memory; valid (batch, src) bool; combine (H, H + M), W_c; p, the dropout
+    between layers and on the output; training; then per layer its weight W_l (4H, in_l + H), and
+    for layers above the first its bias (4H,). Output: attentional vectors (batch, steps, H).
+    """
+
+    @staticmethod
+    def forward(  # noqa: PLR0913
+        ctx,
+        pre: torch.Tensor,
+        h0: torch.Tensor,
+        c0: torch.Tensor,
+        feed0: torch.Tensor,
+        values: torch.Tensor,
+        keys: torch.Tensor,
+        valid: torch.Tensor,
+        combine: torch.Tensor,
+        p: float,
+        training: bool,
+        *params: torch.Tensor,
+    ) -> torch.Tensor:
+        B, T, G = pre.shape
+        H, L, M = G // 4, h0.size(0), values.size(2)
+        ws = [params[0]] + [params[2 * k - 1] for k in range(1, L)]  # W_l (4H, in_l + H)
+        bs = [None] + [params[2 * k] for k in range(1, L)]  # b_l (4H,), layer 0's is in pre
+        drop = training and p > 0.0
+        new = lambda *shape: pre.new_empty(shape)  # noqa: E731
+        # x_l,t = [input_l,t; h_l,t-1]: slot t+1's right half receives h_l,t as it is computed
+        X = [new(T + 1, B, w.size(1)) for w in ws]  # (steps + 1, batch, in_l + H)
+        X[0][0, :, :H] = feed0
+        for layer in range(L):
+            X[layer][0, :, -H:] = h0[layer]
+        act = [new(T, B, G) for _ in ws]  # sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
+        C = [new(T + 1, B, H) for _ in ws]  # C[l][0] = c0, C[l][t + 1] = c_t
+        tanh_c = [new(T, B, H) for _ in ws]
+        for layer in range(L):
+            C[layer][0] = c0[layer]
+        U = new(T, B, H + M)  # [h_top,t; ctx_t], the combine layer's input
+        A = new(T, B, values.size(1))  # attention weights
+        tilde = new(T, B, H)  # h~_t = tanh(W_c u_t), before dropout
+        out = new(B, T, H)
+        masks: list[list[torch.Tensor | None]] = [[None] * T for _ in range(L + 1)]  # [l][t]; L: output
+        pad = ~valid  # (batch, src)
+        keys_t = keys.transpose(1, 2)  # (batch, H, src)
+        for t in range(T):
+            for layer in range(L):
+                x, a = X[layer][t], act[layer][t]  # (batch, in + H), (batch, 4H)
+                torch.addmm(pre[:, t] if layer == 0 else bs[layer], x, ws[layer].t(), out=a)
+                a[:, : 2 * H].sigmoid_()
+                a[:, 2 * H : 3 * H].tanh_()
+                a[:, 3 * H :].sigmoid_()
+                i, f, g, o = a.chunk(4, 1)
+                c = C[layer][t + 1]
+                torch.mul(f, C[layer][t], out=c)
+                c.addcmul_(i, g)  # c_t = f * c_{t-1} + i * g
+                torch.tanh(c, out=tanh_c[layer][t])
+                h = X[layer][t + 1][:, -H:]
+                torch.mul(o, tanh_c[layer][t], out=h)  # h_t = o * tanh(c_t)
+                if layer + 1 < L:  # the next layer's input, through dropout
+                    below = X[layer + 1][t][:, :H]
+                    if drop:
+                        masks[layer + 1][t] = m = keep_mask(h.shape, p, h.dtype, h.device)
+                        torch.mul(h, m, out=below)
+                    else:
+                        below.copy_(h)
+            top = X[L - 1][t + 1][:, -H:]  # (batch, H), the query
+            scores = torch.bmm(top.unsqueeze(1), keys_t).squeeze(1)  # (batch, src)
+            A[t] = torch.softmax(scores.masked_fill_(pad, float("-inf")), dim=1)
+            U[t, :, :H] = top
+            U[t, :, H:] = torch.bmm(A[t].unsqueeze(1), values).squeeze(1)  # ctx_t (batch, M)
+            torch.mm(U[t], combine.t(), out=tilde[t])
+            tilde[t].tanh_()
+            feed = X[0][t + 1][:, :H] if t + 1 < T else out[:, t]
+            if drop:
+                masks[L][t] = m = keep_mask(feed.shape, p, feed.dtype, feed.device)
+                torch.mul(tilde[t], m, out=feed)
+            else:
+                feed.copy_(tilde[t])
+            if t + 1 < T:
+                out[:, t] = feed
+        ctx.save_for_backward(values, keys, combine, *params, *X, *act, *C, *tanh_c, U, A, tilde)
+        ctx.masks, ctx.dims = masks, (B, T, H, L, M)
+        return out
+
+    @staticmethod
+    def backward(ctx, d_out: torch.Tensor):  # noqa: ANN205, PLR0915
+        B, T, H, L, M = ctx.dims
+        saved = ctx.saved_tensors
+        values, keys, combine = saved[:3]
+        n_params = 2 * L - 1
+        params, rest = saved[3 : 3 + n_params], saved[3 + n_params :]
+        ws = [params[0]] + [params[2 * k - 1] for k in range(1, L)]
+        X, act, C, tanh_c = rest[:L], rest[L : 2 * L], rest[2 * L : 3 * L], rest[3 * L : 4 * L]
+        U, A, tilde = rest[4 * L :]
+        masks = ctx.masks
+        new = lambda *shape: d_out.new_empty(shape)  # noqa: E731
+        dgates = [new(T, B, 4 * H) for _ in range(L)]
+        dz = new(T, B, H)  # gradient of W_c u_t (before the tanh)
+        dctx = new(T, B, M)
+        dscores = new(T, B, values.size(1))
+        dh = [d_out.new_zeros(B, H) for _ in range(L)]  # from step t + 1, through h_t
+        dc = [d_out.new_zeros(B, H) for _ in range(L)]  # from step t + 1, through c_t
+        dfeed = d_out.new_zeros(B, H)
+        for t in reversed(range(T)):
+            d = d_out[:, t] + dfeed  # (batch, H), the gradient of h~_t
+            if masks[L][t] is not None:
+                d = d * masks[L][t]
+            _tanh_backward(d, tilde[t], grad_input=dz[t])
+            du = dz[t] @ combine  # (batch, H + M)
+            dctx[t] = du[:, H:]
+            da = torch.bmm(values, dctx[t].unsqueeze(2)).squeeze(2)  # (batch, src)
+            _softmax_backward(da, A[t], 1, da.dtype, grad_input=dscores[t])
+            dq = torch.bmm(dscores[t].unsqueeze(1), keys).squeeze(1)  # (batch, H)
+            d_above = du[:, :H] + dq  # the gradient of the top layer's h_t from this step
+            for layer in reversed(range(L)):
+                dh_l = dh[layer] + d_above  # (batch, H)
+                a = act[layer][t]
+                i, f, g, o = a.chunk(4, 1)
+                tc = tanh_c[layer][t]
+                dg = dgates[layer][t]
+                d_i, d_f, d_g, d_o = dg.chunk(4, 1)
+                _sigmoid_backward(dh_l * tc, o, grad_input=d_o)
+                dc_l = _tanh_backward(dh_l * o, tc).add_(dc[layer])  # (batch, H), gradient of c_t
+                _sigmoid_backward(dc_l * g, i, grad_input=d_i)
+                _sigmoid_backward(dc_l * C[layer][t], f, grad_input=d_f)
+                _tanh_backward(dc_l * i, g, grad_input=d_g)
+                dc[layer] = dc_l.mul_(f)  # to c_{t-1}
+                dx = dg @ ws[layer]  # (batch, in + H)
+                dh[layer] = dx[:, -H:]  # to h_{t-1}
+                d_in = dx[:, :H]
+                if layer > 0:
+                    m = masks[layer][t]
+                    d_above = d_in * m if m is not None else d_in
+                else:
+                    dfeed = d_in  # to h~_{t-1}
+        grads = []
+        for layer in range(L):
+            g2 = dgates[layer].view(T * B, 4 * H)
+            grads.append(g2.t() @ X[layer][:T].reshape(T * B, -1))  # dW_l (4H, in + H)
+            if layer > 0:
+                grads.append(g2.sum(0))  # db_l
+        d_pre = dgates[0].transpose(0, 1)  # (batch, steps, 4H)
+        d_combine = dz.view(T * B, H).t() @ U.view(T * B, H + M)  # (H, H + M)
+        d_values = torch.bmm(A.permute(1, 2, 0), dctx.transpose(0, 1))  # (batch, src, M)
+        d_keys = torch.bmm(dscores.permute(1, 2, 0), U[:, :, :H].transpose(0, 1))  # (batch, src, H)
+        d_h0, d_c0 = torch.stack(dh), torch.stack(dc)
+        return (d_pre, d_h0, d_c0, dfeed, d_values, d_keys, None, d_combine, None, None, *grads)
