@@ -32,6 +32,8 @@ asked for. Everything else runs the autograd loop, which computes the same funct
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from nmt.model.dropout import keep_mask
@@ -72,62 +74,57 @@ class DecoderLoop(torch.autograd.Function):
         bs = [None] + [params[2 * k] for k in range(1, L)]  # b_l (4H,), layer 0's is in pre
         drop = training and p > 0.0
         new = lambda *shape: pre.new_empty(shape)  # noqa: E731
-        # x_l,t = [input_l,t; h_l,t-1]: slot t+1's right half receives h_l,t as it is computed
+        # x_l,t = [input_l,t; h_l,t-1] (slot t + 1's right half receives h_l,t as it is computed;
+        # slot T's left half the last h~, unused)
         X = [new(T + 1, B, w.size(1)) for w in ws]  # (steps + 1, batch, in_l + H)
-        X[0][0, :, :H] = feed0
-        for layer in range(L):
-            X[layer][0, :, -H:] = h0[layer]
         act = [new(T, B, G) for _ in ws]  # sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
         C = [new(T + 1, B, H) for _ in ws]  # C[l][0] = c0, C[l][t + 1] = c_t
         tanh_c = [new(T, B, H) for _ in ws]
-        for layer in range(L):
-            C[layer][0] = c0[layer]
         U = new(T, B, H + M)  # [h_top,t; ctx_t], the combine layer's input
         A = new(T, B, values.size(1))  # attention weights
         tilde = new(T, B, H)  # h~_t = tanh(W_c u_t), before dropout
-        out = new(B, T, H)
+        for layer in range(L):
+            X[layer][0, :, -H:] = h0[layer]
+            C[layer][0] = c0[layer]
+        X[0][0, :, :H] = feed0
+        # per-step views, made once: [layer][t]
+        x_in = [x.unbind(0) for x in X]
+        h_out = [x[1:, :, -H:].unbind(0) for x in X]  # where h_l,t goes
+        below = [x[:, :, :H].unbind(0) for x in X]  # the input part of x_l,t
+        gate = [_gate_steps(a, H) for a in act]
+        c_t, tc_t = [c.unbind(0) for c in C], [c.unbind(0) for c in tanh_c]
+        pre_t, U_t, A_t, tilde_t = pre.unbind(1), U.unbind(0), A.unbind(0), tilde.unbind(0)
+        wt = [w.t() for w in ws]
         masks: list[list[torch.Tensor | None]] = [[None] * T for _ in range(L + 1)]  # [l][t]; L: output
         pad = ~valid  # (batch, src)
-        keys_t = keys.transpose(1, 2)  # (batch, H, src)
+        keys_t, combine_t = keys.transpose(1, 2), combine.t()  # (batch, H, src), (H + M, H)
         for t in range(T):
             for layer in range(L):
-                x, a = X[layer][t], act[layer][t]  # (batch, in + H), (batch, 4H)
-                torch.addmm(pre[:, t] if layer == 0 else bs[layer], x, ws[layer].t(), out=a)
-                a[:, : 2 * H].sigmoid_()
-                a[:, 2 * H : 3 * H].tanh_()
-                a[:, 3 * H :].sigmoid_()
-                i, f, g, o = a.chunk(4, 1)
-                c = C[layer][t + 1]
-                torch.mul(f, C[layer][t], out=c)
-                c.addcmul_(i, g)  # c_t = f * c_{t-1} + i * g
-                torch.tanh(c, out=tanh_c[layer][t])
-                h = X[layer][t + 1][:, -H:]
-                torch.mul(o, tanh_c[layer][t], out=h)  # h_t = o * tanh(c_t)
+                g = gate[layer]
+                torch.addmm(pre_t[t] if layer == 0 else bs[layer], x_in[layer][t], wt[layer], out=g.all[t])
+                g.sig_if[t].sigmoid_()
+                g.tanh_g[t].tanh_()
+                g.sig_o[t].sigmoid_()
+                c = c_t[layer][t + 1]
+                torch.mul(g.f[t], c_t[layer][t], out=c)
+                c.addcmul_(g.i[t], g.g[t])  # c_t = f * c_{t-1} + i * g
+                torch.tanh(c, out=tc_t[layer][t])
+                h = h_out[layer][t]
+                torch.mul(g.o[t], tc_t[layer][t], out=h)  # h_t = o * tanh(c_t)
                 if layer + 1 < L:  # the next layer's input, through dropout
-                    below = X[layer + 1][t][:, :H]
-                    if drop:
-                        masks[layer + 1][t] = m = keep_mask(h.shape, p, h.dtype, h.device)
-                        torch.mul(h, m, out=below)
-                    else:
-                        below.copy_(h)
-            top = X[L - 1][t + 1][:, -H:]  # (batch, H), the query
+                    _dropout_into(h, below[layer + 1][t], masks[layer + 1], t, p, drop)
+            top = h_out[L - 1][t]  # (batch, H), the query
             scores = torch.bmm(top.unsqueeze(1), keys_t).squeeze(1)  # (batch, src)
-            A[t] = torch.softmax(scores.masked_fill_(pad, float("-inf")), dim=1)
-            U[t, :, :H] = top
-            U[t, :, H:] = torch.bmm(A[t].unsqueeze(1), values).squeeze(1)  # ctx_t (batch, M)
-            torch.mm(U[t], combine.t(), out=tilde[t])
-            tilde[t].tanh_()
-            feed = X[0][t + 1][:, :H] if t + 1 < T else out[:, t]
-            if drop:
-                masks[L][t] = m = keep_mask(feed.shape, p, feed.dtype, feed.device)
-                torch.mul(tilde[t], m, out=feed)
-            else:
-                feed.copy_(tilde[t])
-            if t + 1 < T:
-                out[:, t] = feed
+            A_t[t].copy_(torch.softmax(scores.masked_fill_(pad, float("-inf")), dim=1))
+            u = U_t[t]
+            u[:, :H] = top
+            u[:, H:] = torch.bmm(A_t[t].unsqueeze(1), values).squeeze(1)  # ctx_t (batch, M)
+            torch.mm(u, combine_t, out=tilde_t[t])
+            tilde_t[t].tanh_()
+            _dropout_into(tilde_t[t], below[0][t + 1], masks[L], t, p, drop)  # h~_t: output and next feed
         ctx.save_for_backward(values, keys, combine, *params, *X, *act, *C, *tanh_c, U, A, tilde)
         ctx.masks, ctx.dims = masks, (B, T, H, L, M)
-        return out
+        return X[0][1:, :, :H].transpose(0, 1).contiguous()  # (batch, steps, H)
 
     @staticmethod
     def backward(ctx, d_out: torch.Tensor):  # noqa: ANN205, PLR0915
@@ -145,39 +142,40 @@ class DecoderLoop(torch.autograd.Function):
         dz = new(T, B, H)  # gradient of W_c u_t (before the tanh)
         dctx = new(T, B, M)
         dscores = new(T, B, values.size(1))
+        gate, dgate = [_gate_steps(a, H) for a in act], [_gate_steps(d, H) for d in dgates]
+        c_t, tc_t = [c.unbind(0) for c in C], [c.unbind(0) for c in tanh_c]
+        d_out_t, tilde_t, A_t = d_out.unbind(1), tilde.unbind(0), A.unbind(0)
+        dz_t, dctx_t, dscores_t = dz.unbind(0), dctx.unbind(0), dscores.unbind(0)
         dh = [d_out.new_zeros(B, H) for _ in range(L)]  # from step t + 1, through h_t
         dc = [d_out.new_zeros(B, H) for _ in range(L)]  # from step t + 1, through c_t
         dfeed = d_out.new_zeros(B, H)
         for t in reversed(range(T)):
-            d = d_out[:, t] + dfeed  # (batch, H), the gradient of h~_t
+            d = d_out_t[t] + dfeed  # (batch, H), the gradient of h~_t
             if masks[L][t] is not None:
-                d = d * masks[L][t]
-            _tanh_backward(d, tilde[t], grad_input=dz[t])
-            du = dz[t] @ combine  # (batch, H + M)
-            dctx[t] = du[:, H:]
-            da = torch.bmm(values, dctx[t].unsqueeze(2)).squeeze(2)  # (batch, src)
-            _softmax_backward(da, A[t], 1, da.dtype, grad_input=dscores[t])
-            dq = torch.bmm(dscores[t].unsqueeze(1), keys).squeeze(1)  # (batch, H)
-            d_above = du[:, :H] + dq  # the gradient of the top layer's h_t from this step
+                d.mul_(masks[L][t])
+            _tanh_backward(d, tilde_t[t], grad_input=dz_t[t])
+            du = dz_t[t] @ combine  # (batch, H + M)
+            dctx_t[t].copy_(du[:, H:])
+            da = torch.bmm(values, dctx_t[t].unsqueeze(2)).squeeze(2)  # (batch, src)
+            _softmax_backward(da, A_t[t], 1, da.dtype, grad_input=dscores_t[t])
+            dq = torch.bmm(dscores_t[t].unsqueeze(1), keys).squeeze(1)  # (batch, H)
+            d_above = dq.add_(du[:, :H])  # the gradient of the top layer's h_t from this step
             for layer in reversed(range(L)):
-                dh_l = dh[layer] + d_above  # (batch, H)
-                a = act[layer][t]
-                i, f, g, o = a.chunk(4, 1)
-                tc = tanh_c[layer][t]
-                dg = dgates[layer][t]
-                d_i, d_f, d_g, d_o = dg.chunk(4, 1)
-                _sigmoid_backward(dh_l * tc, o, grad_input=d_o)
-                dc_l = _tanh_backward(dh_l * o, tc).add_(dc[layer])  # (batch, H), gradient of c_t
-                _sigmoid_backward(dc_l * g, i, grad_input=d_i)
-                _sigmoid_backward(dc_l * C[layer][t], f, grad_input=d_f)
-                _tanh_backward(dc_l * i, g, grad_input=d_g)
-                dc[layer] = dc_l.mul_(f)  # to c_{t-1}
-                dx = dg @ ws[layer]  # (batch, in + H)
+                g, dg = gate[layer], dgate[layer]
+                dh_l = d_above.add_(dh[layer])  # (batch, H)
+                tc = tc_t[layer][t]
+                _sigmoid_backward(dh_l * tc, g.o[t], grad_input=dg.o[t])
+                dc_l = _tanh_backward(dh_l * g.o[t], tc).add_(dc[layer])  # (batch, H), gradient of c_t
+                _sigmoid_backward(dc_l * g.g[t], g.i[t], grad_input=dg.i[t])
+                _sigmoid_backward(dc_l * c_t[layer][t], g.f[t], grad_input=dg.f[t])
+                _tanh_backward(dc_l * g.i[t], g.g[t], grad_input=dg.g[t])
+                dc[layer] = dc_l.mul_(g.f[t])  # to c_{t-1}
+                dx = dg.all[t] @ ws[layer]  # (batch, in + H)
                 dh[layer] = dx[:, -H:]  # to h_{t-1}
                 d_in = dx[:, :H]
                 if layer > 0:
                     m = masks[layer][t]
-                    d_above = d_in * m if m is not None else d_in
+                    d_above = d_in.mul_(m) if m is not None else d_in
                 else:
                     dfeed = d_in  # to h~_{t-1}
         grads = []
@@ -192,3 +190,31 @@ class DecoderLoop(torch.autograd.Function):
         d_keys = torch.bmm(dscores.permute(1, 2, 0), U[:, :, :H].transpose(0, 1))  # (batch, src, H)
         d_h0, d_c0 = torch.stack(dh), torch.stack(dc)
         return (d_pre, d_h0, d_c0, dfeed, d_values, d_keys, None, d_combine, None, None, *grads)
+
+
+class _GateSteps(NamedTuple):
+    """Per-step views of a (steps, batch, 4H) gate buffer: all four, the runs that one activation
+    covers (sigmoid over i and f, tanh over g, sigmoid over o), and each gate."""
+
+    all: tuple[torch.Tensor, ...]
+    sig_if: tuple[torch.Tensor, ...]
+    tanh_g: tuple[torch.Tensor, ...]
+    sig_o: tuple[torch.Tensor, ...]
+    i: tuple[torch.Tensor, ...]
+    f: tuple[torch.Tensor, ...]
+    g: tuple[torch.Tensor, ...]
+    o: tuple[torch.Tensor, ...]
+
+
+def _gate_steps(buf: torch.Tensor, H: int) -> _GateSteps:
+    i, f, g, o = (x.unbind(0) for x in buf.chunk(4, 2))
+    return _GateSteps(buf.unbind(0), buf[..., : 2 * H].unbind(0), g, o, i, f, g, o)
+
+
+def _dropout_into(x: torch.Tensor, dst: torch.Tensor, masks: list, t: int, p: float, drop: bool) -> None:
+    """dst = dropout(x), the mask kept in masks[t] (the same draw as ``nmt.model.dropout``)."""
+    if drop:
+        masks[t] = m = keep_mask(x.shape, p, x.dtype, x.device)
+        torch.mul(x, m, out=dst)
+    else:
+        dst.copy_(x)
