@@ -25,7 +25,7 @@ output and the next step's input feed, so its gradient is the loss's plus the ne
 Dropout masks are drawn in the same order from the same generator as the autograd loop
 (``nmt.model.dropout``), so both give the same numbers up to rounding.
 
-Used by ``Decoder.forward`` where it applies (``supports``): LSTM cells, Luong dot or general
+Used by ``Decoder.forward`` where it applies (``Decoder.loop_applies``): LSTM cells, Luong dot or general
 attention, input feeding, float32 or float64 on a CPU without autocast, no attention weights
 asked for. Everything else runs the autograd loop, which computes the same function.
 """
@@ -70,8 +70,7 @@ class DecoderLoop(torch.autograd.Function):
     ) -> torch.Tensor:
         B, T, G = pre.shape
         H, L, M = G // 4, h0.size(0), values.size(2)
-        ws = [params[0]] + [params[2 * k - 1] for k in range(1, L)]  # W_l (4H, in_l + H)
-        bs = [None] + [params[2 * k] for k in range(1, L)]  # b_l (4H,), layer 0's is in pre
+        ws, bs = _layer_params(params, L)
         drop = training and p > 0.0
         new = lambda *shape: pre.new_empty(shape)  # noqa: E731
         # x_l,t = [input_l,t; h_l,t-1] (slot t + 1's right half receives h_l,t as it is computed;
@@ -103,8 +102,8 @@ class DecoderLoop(torch.autograd.Function):
                 g = gate[layer]
                 torch.addmm(pre_t[t] if layer == 0 else bs[layer], x_in[layer][t], wt[layer], out=g.all[t])
                 g.sig_if[t].sigmoid_()
-                g.tanh_g[t].tanh_()
-                g.sig_o[t].sigmoid_()
+                g.g[t].tanh_()
+                g.o[t].sigmoid_()
                 c = c_t[layer][t + 1]
                 torch.mul(g.f[t], c_t[layer][t], out=c)
                 c.addcmul_(g.i[t], g.g[t])  # c_t = f * c_{t-1} + i * g
@@ -133,7 +132,7 @@ class DecoderLoop(torch.autograd.Function):
         values, keys, combine = saved[:3]
         n_params = 2 * L - 1
         params, rest = saved[3 : 3 + n_params], saved[3 + n_params :]
-        ws = [params[0]] + [params[2 * k - 1] for k in range(1, L)]
+        ws, _ = _layer_params(params, L)
         X, act, C, tanh_c = rest[:L], rest[L : 2 * L], rest[2 * L : 3 * L], rest[3 * L : 4 * L]
         U, A, tilde = rest[4 * L :]
         masks = ctx.masks
@@ -192,14 +191,20 @@ class DecoderLoop(torch.autograd.Function):
         return (d_pre, d_h0, d_c0, dfeed, d_values, d_keys, None, d_combine, None, None, *grads)
 
 
+def _layer_params(params: tuple[torch.Tensor, ...], L: int) -> tuple[list, list]:
+    """``DecoderLoop``'s flat parameters -> per layer its weight W_l (4H, in_l + H) and its bias
+    (4H,), None for layer 0, whose bias is inside pre."""
+    return [params[0]] + [params[2 * k - 1] for k in range(1, L)], [None] + [
+        params[2 * k] for k in range(1, L)
+    ]
+
+
 class _GateSteps(NamedTuple):
-    """Per-step views of a (steps, batch, 4H) gate buffer: all four, the runs that one activation
-    covers (sigmoid over i and f, tanh over g, sigmoid over o), and each gate."""
+    """Per-step views of a (steps, batch, 4H) gate buffer: all four, i and f together (one sigmoid
+    covers both), and each gate."""
 
     all: tuple[torch.Tensor, ...]
     sig_if: tuple[torch.Tensor, ...]
-    tanh_g: tuple[torch.Tensor, ...]
-    sig_o: tuple[torch.Tensor, ...]
     i: tuple[torch.Tensor, ...]
     f: tuple[torch.Tensor, ...]
     g: tuple[torch.Tensor, ...]
@@ -208,7 +213,7 @@ class _GateSteps(NamedTuple):
 
 def _gate_steps(buf: torch.Tensor, H: int) -> _GateSteps:
     i, f, g, o = (x.unbind(0) for x in buf.chunk(4, 2))
-    return _GateSteps(buf.unbind(0), buf[..., : 2 * H].unbind(0), g, o, i, f, g, o)
+    return _GateSteps(buf.unbind(0), buf[..., : 2 * H].unbind(0), i, f, g, o)
 
 
 def _dropout_into(x: torch.Tensor, dst: torch.Tensor, masks: list, t: int, p: float, drop: bool) -> None:
