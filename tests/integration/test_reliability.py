@@ -35,7 +35,8 @@ ARGS = (
     "train.keep_last=1",
     "train.keep_best=1",
 )
-VOLATILE = {"time", "tok_s", "valid_seconds"}  # wall-clock figures differ between any two runs
+# wall-clock figures and the resident-set peak (page and allocator timing) differ between any two runs
+VOLATILE = {"time", "tok_s", "valid_seconds", "peak_mem_mib"}
 
 
 def train(cwd: Path, run_dir: str, *extra: str, point: str = "none", n: int = 0, preexec=None):  # noqa: ANN001, ANN201
