@@ -39,19 +39,20 @@ def countdown(n: int):  # noqa: ANN201
 def install(point: str, n: int) -> None:
     import torch
 
+    import nmt.training.trainer as trainer
     import nmt.training.validation as validation
     from nmt.training.checkpoint import CheckpointKeeper
 
     hit = countdown(n)
     if point == "step":
-        clip = torch.nn.utils.clip_grad_norm_
+        step = trainer.clipped_step
 
-        def clip_then_die(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        def die_in_update(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
             if hit():
                 die()
-            return clip(*args, **kwargs)
+            return step(*args, **kwargs)
 
-        torch.nn.utils.clip_grad_norm_ = clip_then_die
+        trainer.clipped_step = die_in_update
     elif point == "validation":
         decode = validation.decode_ids
 

@@ -82,8 +82,9 @@ class _FusedOutputLoss(torch.autograd.Function):
     The full (rows x vocab) logits are never held: for each chunk of rows, forward computes the
     scores (in the autocast dtype when one is given), the loss in float32, and at once the chunk's
     gradient with respect to the scores, which the two backward products turn into the gradients
-    of the hidden rows, the weight and the bias. Backward only scales those by the incoming
-    gradient (the loss is a sum, so it enters linearly). Memory is one chunk of scores instead of
+    of the hidden rows, the weight and the bias (the weight's summed over chunks inside the
+    product). Backward only scales those, in place, by the incoming gradient (the loss is a sum,
+    so it enters linearly); so the graph can be run backward once. Memory is one chunk of scores instead of
     two (rows x vocab) float32 tensors, and every chunk but the last has the same shape, so
     oneDNN's per-shape primitives stay few. The same products as the unfused step are computed.
     """
@@ -105,8 +106,7 @@ class _FusedOutputLoss(torch.autograd.Function):
         h, w = hidden.to(dtype), weight.to(dtype)  # (rows, d), (vocab, d)
         b = None if bias is None else bias.to(dtype)
         grad_h = torch.empty_like(h) if want_grad else None
-        grad_w = torch.zeros(weight.shape, dtype=acc, device=weight.device) if want_grad else None
-        grad_b = torch.zeros(vocab, dtype=acc, device=weight.device) if want_grad and b is not None else None
+        grad_w = grad_b = None  # (vocab, d), (vocab,) in acc: the first chunk's, then accumulated
         nll = torch.zeros((), dtype=acc, device=hidden.device)
         smooth = torch.zeros_like(nll)
         for r0 in range(0, rows, chunk):
@@ -126,26 +126,41 @@ class _FusedOutputLoss(torch.autograd.Function):
                 if eps > 0:
                     z.sub_((real * (eps / vocab)).unsqueeze(1))
                 z.scatter_add_(1, tc.unsqueeze(1), (-(1.0 - eps) * real).unsqueeze(1))
-                if grad_b is not None:
-                    grad_b += z.sum(dim=0)
+                if b is not None:
+                    grad_b = z.sum(dim=0) if grad_b is None else grad_b.add_(z.sum(dim=0))
                 g = z.to(dtype)
                 del z  # under bf16 the float32 scores go before the two products
-                grad_h[r0 : r0 + chunk] = g @ w  # (c, d)
-                grad_w += (g.t() @ hc).to(acc)  # (vocab, d)
+                torch.mm(g, w, out=grad_h[r0 : r0 + chunk])  # (c, d)
+                if grad_w is None:
+                    grad_w = (g.t() @ hc).to(acc)  # (vocab, d)
+                elif dtype == acc:
+                    grad_w.addmm_(g.t(), hc)  # summed inside the product: no (vocab, d) temporary
+                else:
+                    grad_w += (g.t() @ hc).to(acc)
         loss = (1.0 - eps) * nll + eps * smooth if eps > 0 else nll.clone()
         if want_grad:
+            if grad_w is None:  # no rows
+                grad_w = torch.zeros(weight.shape, dtype=acc, device=weight.device)
+                grad_b = None if b is None else torch.zeros(vocab, dtype=acc, device=weight.device)
             ctx.save_for_backward(grad_h, grad_w, grad_b)
+        ctx.consumed = False
         ctx.dtypes = (hidden.dtype, weight.dtype)
         ctx.mark_non_differentiable(nll)
         return loss, nll
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor, grad_nll: torch.Tensor):  # noqa: ANN205
+        if ctx.consumed:
+            raise RuntimeError(
+                "the fused output loss was already run backward: its gradients are scaled in place"
+            )
+        ctx.consumed = True
         grad_h, grad_w, grad_b = ctx.saved_tensors
         hd, wd = ctx.dtypes
-        gh = (grad_h * grad_loss.to(grad_h.dtype)).to(hd)
-        gw = (grad_w * grad_loss).to(wd)
-        gb = None if grad_b is None else (grad_b * grad_loss).to(wd)
+        # the loss enters linearly: scale the gradients computed in forward, in place
+        gh = grad_h.mul_(grad_loss.to(grad_h.dtype)).to(hd)
+        gw = grad_w.mul_(grad_loss).to(wd)
+        gb = None if grad_b is None else grad_b.mul_(grad_loss).to(wd)
         return gh, gw, gb, None, None, None, None, None
 
 

@@ -1,4 +1,5 @@
-"""Model parameters and the train config in, an optimizer and its learning-rate schedule out."""
+"""Model parameters and the train config in, an optimizer and its learning-rate schedule out;
+the update itself, gradient clipping included (``clipped_step``)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,42 @@ def build_optimizer(params, cfg: TrainConfig, device: torch.device) -> torch.opt
         if cfg.optimizer == Optimizer.sgd:
             return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+
+
+def clipped_step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, max_norm: float) -> float:
+    """Clip the gradients by their global L2 norm (Pascanu et al. 2013), then step; returns the
+    norm before clipping.
+
+    Every gradient is scaled by min(1, max_norm / (norm + 1e-6)), the rule of
+    ``torch.nn.utils.clip_grad_norm_``, which also multiplies when the factor is 1. Here a fused
+    optimizer without a GradScaler gets the factor through ``grad_scale`` (the divisor its kernel
+    applies to each gradient as it reads it, the hook GradScaler uses; a float32 scalar): no pass
+    of its own over the 8M gradients, ~1 % of a CPU step of the peers' model (docs/benchmarks.md,
+    2026-12-03, later).
+    ``max_norm`` 0: no clipping. A norm that is not finite skips the step (GradScaler, when enabled,
+    decides itself) and is returned as it is.
+    """
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    if not grads:
+        return 0.0
+    scaler.unscale_(optimizer)
+    norm = float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
+    factor = max_norm / (norm + 1e-6) if max_norm > 0 else 1.0
+    finite = math.isfinite(norm)
+    fold = finite and factor < 1.0 and not scaler.is_enabled() and optimizer.defaults.get("fused")
+    if finite and factor < 1.0 and not fold:
+        torch._foreach_mul_(grads, factor)
+    if not (finite or scaler.is_enabled()):
+        return norm
+    if fold:
+        optimizer.grad_scale = torch.tensor(1.0 / factor, dtype=torch.float32, device=grads[0].device)
+    try:
+        scaler.step(optimizer)
+    finally:
+        if fold:
+            del optimizer.grad_scale
+    scaler.update()
+    return norm
 
 
 class LRSchedule:

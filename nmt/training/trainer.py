@@ -45,7 +45,7 @@ from nmt.runtime import (
 )
 from nmt.training.checkpoint import CheckpointKeeper
 from nmt.training.distributed import init_distributed
-from nmt.training.optim import LRSchedule, build_optimizer
+from nmt.training.optim import LRSchedule, build_optimizer, clipped_step
 from nmt.training.progress import Meter, Progress, StopSignal, fmt_time
 from nmt.training.resume import Checkpointing, rank_state
 from nmt.training.validation import dev_references, validate
@@ -180,15 +180,11 @@ class Trainer(Checkpointing):
             self.scaler.scale(loss * (self.dist.world / normalizer)).backward()
             meter.add(loss.detach(), nll, b.n_tgt_tokens)  # stays on the device until the next log line
         lr = self.schedule.step(self.state.step + 1, self.progress())
-        self.scaler.unscale_(self.optimizer)
-        norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tc.clip_norm or math.inf))
-        if math.isfinite(norm) or self.scaler.is_enabled():
-            self.scaler.step(
-                self.optimizer
-            )  # with fp16, GradScaler itself skips a step with inf/nan gradients
-        else:
+        norm = clipped_step(self.optimizer, self.scaler, self.tc.clip_norm)
+        if not (
+            math.isfinite(norm) or self.scaler.is_enabled()
+        ):  # with fp16, GradScaler skips such steps itself
             log.warning("step %d: gradient norm is %s; update skipped", self.state.step + 1, norm)
-        self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.state.step += 1
         self.state.tokens += normalizer

@@ -184,3 +184,15 @@ def test_fused_output_loss_reaches_a_tied_embedding() -> None:
     (got,) = torch.autograd.grad(total(True), [out.weight])
     (want,) = torch.autograd.grad(total(False), [out.weight])
     torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
+
+
+def test_fused_output_loss_refuses_a_second_backward() -> None:
+    """Its gradients are computed in forward and scaled in place by backward: a second backward
+    (retain_graph) would scale them twice, so it is an error, not a wrong gradient."""
+    torch.manual_seed(0)
+    out = torch.nn.Linear(6, 11)
+    hidden = torch.randn(2, 3, 6, requires_grad=True)
+    loss, _ = output_loss(hidden, out, torch.randint(1, 11, (2, 3)), 0.0)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="already run backward"):
+        loss.backward()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nmt.config import Optimizer, Schedule, TrainConfig
-from nmt.training.optim import LRSchedule, build_optimizer
+from nmt.training.optim import LRSchedule, build_optimizer, clipped_step
 
 
 def schedule(**kw: object) -> LRSchedule:
@@ -117,3 +117,71 @@ def test_wsd_needs_a_budget() -> None:
 
     with pytest.raises(NmtError, match="max_steps or train.max_time"):
         validate_train(TrainConfig(schedule=Schedule.wsd))
+
+
+# --- clipped_step: clipping by global norm, folded into a fused optimizer -------------------------
+
+
+def _params_with_grads(scale: float, seed: int = 0) -> list[torch.nn.Parameter]:
+    """Three float64 parameters with gradients whose global norm is about ``scale`` x 3."""
+    g = torch.Generator().manual_seed(seed)
+    params = []
+    for shape in ((7, 5), (5,), (3, 4, 2)):
+        p = torch.nn.Parameter(torch.randn(shape, generator=g, dtype=torch.float64))
+        p.grad = scale * torch.randn(shape, generator=g, dtype=torch.float64)
+        params.append(p)
+    return params
+
+
+def _reference_step(params: list[torch.nn.Parameter], opt: torch.optim.Optimizer, max_norm: float) -> float:
+    norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm or math.inf))
+    opt.step()
+    return norm
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("kind", [Optimizer.adam, Optimizer.sgd])
+@pytest.mark.parametrize(("scale", "max_norm"), [(10.0, 1.0), (0.1, 5.0), (10.0, 0.0)])
+def test_clipped_step_updates_as_clip_grad_norm_then_step(
+    fused: bool, kind: Optimizer, scale: float, max_norm: float
+) -> None:
+    cfg = TrainConfig(optimizer=kind, lr=0.1, momentum=0.9)
+    mine, ref = _params_with_grads(scale), _params_with_grads(scale)
+    make = build_optimizer if fused else _unfused
+    opt_mine, opt_ref = make(mine, cfg, torch.device("cpu")), make(ref, cfg, torch.device("cpu"))
+    assert bool(opt_mine.defaults.get("fused")) == fused
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    for step in range(3):  # Adam's moments carry the clipped gradients into later steps
+        if step:
+            for a, b, new in zip(mine, ref, _params_with_grads(scale, seed=step)):
+                a.grad, b.grad = new.grad.clone(), new.grad.clone()
+        norm = clipped_step(opt_mine, scaler, max_norm)
+        assert norm == pytest.approx(_reference_step(ref, opt_ref, max_norm), rel=1e-12)
+        if max_norm:
+            assert (norm > max_norm) == (scale > 1)  # both cases are exercised
+        # a fused optimizer takes the factor as a float32 scalar (GradScaler's hook): float32's
+        # rounding of it, ~6e-8 relative, against float64's everywhere else
+        tol = 1e-6 if fused and max_norm and scale > 1 else 1e-12
+        for a, b in zip(mine, ref):
+            torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+    assert not hasattr(opt_mine, "grad_scale")  # the hook is removed after the step
+
+
+def _unfused(
+    params: list[torch.nn.Parameter], cfg: TrainConfig, device: torch.device
+) -> torch.optim.Optimizer:
+    if cfg.optimizer == Optimizer.sgd:
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum)
+    return torch.optim.Adam(params, lr=cfg.lr)
+
+
+def test_clipped_step_skips_the_update_when_the_norm_is_not_finite() -> None:
+    params = _params_with_grads(1.0)
+    params[1].grad[2] = math.nan
+    before = [p.detach().clone() for p in params]
+    opt = build_optimizer(params, TrainConfig(lr=0.1), torch.device("cpu"))
+    norm = clipped_step(opt, torch.amp.GradScaler("cpu", enabled=False), 1.0)
+    assert math.isnan(norm)
+    for p, b in zip(params, before):
+        assert torch.equal(p.detach(), b)
+    assert not opt.state  # Adam never stepped
