@@ -115,7 +115,7 @@ class _FusedOutputLoss(torch.autograd.Function):
             z.sub_(z.amax(dim=1, keepdim=True))
             real = (tc != PAD).to(acc)  # (c,)
             gold = z.gather(1, tc.unsqueeze(1)).squeeze(1)
-            mean = z.mean(dim=1)
+            mean = z.mean(dim=1) if eps > 0 else None  # for label smoothing only
             s = z.exp_().sum(dim=1)  # z is now e = exp(z - max)
             log_s = s.log()
             nll += ((log_s - gold) * real).sum()
