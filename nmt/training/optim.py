@@ -37,7 +37,7 @@ def clipped_step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
     optimizer without a GradScaler gets the factor through ``grad_scale`` (the divisor its kernel
     applies to each gradient as it reads it, the hook GradScaler uses; a float32 scalar): no pass
     of its own over the 8M gradients, ~1 % of a CPU step of the peers' model (docs/benchmarks.md,
-    2026-12-03, later).
+    2026-12-03, afternoon).
     ``max_norm`` 0: no clipping. A norm that is not finite skips the step (GradScaler, when enabled,
     decides itself) and is returned as it is.
     """
