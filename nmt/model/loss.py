@@ -84,9 +84,10 @@ class _FusedOutputLoss(torch.autograd.Function):
     gradient with respect to the scores, which the two backward products turn into the gradients
     of the hidden rows, the weight and the bias (the weight's summed over chunks inside the
     product). Backward only scales those, in place, by the incoming gradient (the loss is a sum,
-    so it enters linearly); so the graph can be run backward once. Memory is one chunk of scores instead of
-    two (rows x vocab) float32 tensors, and every chunk but the last has the same shape, so
-    oneDNN's per-shape primitives stay few. The same products as the unfused step are computed.
+    so it enters linearly), which is why the graph runs backward once only. Memory is one chunk of
+    scores instead of two (rows x vocab) float32 tensors, and every chunk but the last has the same
+    shape, so oneDNN's per-shape primitives stay few. The same products as the unfused step are
+    computed.
     """
 
     @staticmethod

@@ -181,9 +181,8 @@ class Trainer(Checkpointing):
             meter.add(loss.detach(), nll, b.n_tgt_tokens)  # stays on the device until the next log line
         lr = self.schedule.step(self.state.step + 1, self.progress())
         norm = clipped_step(self.optimizer, self.scaler, self.tc.clip_norm)
-        if not (
-            math.isfinite(norm) or self.scaler.is_enabled()
-        ):  # with fp16, GradScaler skips such steps itself
+        # skipped for a gradient that is not finite (with fp16, GradScaler skips such steps itself)
+        if not (math.isfinite(norm) or self.scaler.is_enabled()):
             log.warning("step %d: gradient norm is %s; update skipped", self.state.step + 1, norm)
         self.optimizer.zero_grad(set_to_none=True)
         self.state.step += 1
