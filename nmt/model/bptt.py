@@ -194,9 +194,9 @@ class DecoderLoop(torch.autograd.Function):
 def _layer_params(params: tuple[torch.Tensor, ...], L: int) -> tuple[list, list]:
     """``DecoderLoop``'s flat parameters -> per layer its weight W_l (4H, in_l + H) and its bias
     (4H,), None for layer 0, whose bias is inside pre."""
-    return [params[0]] + [params[2 * k - 1] for k in range(1, L)], [None] + [
-        params[2 * k] for k in range(1, L)
-    ]
+    weights = [params[0]] + [params[2 * k - 1] for k in range(1, L)]
+    biases = [None] + [params[2 * k] for k in range(1, L)]
+    return weights, biases
 
 
 class _GateSteps(NamedTuple):

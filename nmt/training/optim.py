@@ -48,8 +48,9 @@ def clipped_step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
     norm = float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
     factor = max_norm / (norm + 1e-6) if max_norm > 0 else 1.0
     finite = math.isfinite(norm)
-    fold = finite and factor < 1.0 and not scaler.is_enabled() and bool(optimizer.defaults.get("fused"))
-    if finite and factor < 1.0 and not fold:
+    clip = finite and factor < 1.0
+    fold = clip and not scaler.is_enabled() and bool(optimizer.defaults.get("fused"))
+    if clip and not fold:
         torch._foreach_mul_(grads, factor)
     if not (finite or scaler.is_enabled()):
         return norm
