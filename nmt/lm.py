@@ -31,6 +31,7 @@ from nmt.model.cells import GRUCell, LSTMCell, RNNCell, run_stack
 from nmt.model.dropout import Dropout
 from nmt.model.io import load_checkpoint, save_checkpoint
 from nmt.search.greedy import Sampler
+from nmt.training.optim import clipped_step
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,7 @@ def train_lm(text: str, model_cfg: LMConfig, cfg: LMTrainConfig, out: Path, devi
     train, valid = streams(train_ids, cfg.batch).to(device), streams(valid_ids, min(cfg.batch, 16)).to(device)
     model = CharLM(model_cfg, len(vocab)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    no_scaler = torch.amp.GradScaler(device.type, enabled=False)  # fp32: clipped_step's unscale is a no-op
     out.mkdir(parents=True, exist_ok=True)
     metrics = open(out / "metrics.jsonl", "w")  # noqa: SIM115 (closed below)
     log.info(
@@ -165,8 +167,9 @@ def train_lm(text: str, model_cfg: LMConfig, cfg: LMTrainConfig, out: Path, devi
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm or math.inf))
-            opt.step()
+            norm = clipped_step(opt, no_scaler, cfg.clip_norm)
+            if not math.isfinite(norm):
+                log.warning("step %d: gradient norm %s, update skipped", step + 1, norm)
             step += 1
             minutes = (time.perf_counter() - start) / 60
             done = (cfg.max_steps and step >= cfg.max_steps) or (cfg.max_time and minutes >= cfg.max_time)

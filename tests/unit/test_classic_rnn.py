@@ -3,6 +3,7 @@ gradients through time, and pictures with Japanese in them."""
 
 from __future__ import annotations
 
+import logging
 import math
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nmt import NmtError
@@ -82,6 +84,26 @@ def test_char_lm_learns_a_periodic_text_and_samples_it(tmp_path: Path) -> None:
     text = sample(model, vocab, "the cat (", 60, temperature=0.2)
     assert text.startswith("the cat (sat) on the mat. the cat (sat)")
     assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 3
+
+
+def test_a_non_finite_gradient_skips_the_update(tmp_path: Path, monkeypatch, caplog) -> None:
+    """One step whose loss is NaN: without the skip Adam writes NaN into every weight it touches
+    and every later step and the saved model stay NaN."""
+    calls = {"n": 0}
+    cross_entropy = F.cross_entropy
+
+    def poisoned(*args, **kwargs) -> torch.Tensor:
+        calls["n"] += 1
+        loss = cross_entropy(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr("nmt.lm.F.cross_entropy", poisoned)
+    with caplog.at_level(logging.WARNING, logger="nmt.lm"):
+        summary = tiny_lm(tmp_path, steps=100)
+    assert "step 3: gradient norm nan, update skipped" in caplog.text
+    assert math.isfinite(summary["best_valid_bpc"]) and summary["best_valid_bpc"] < 1.5
+    model, _, _ = load_lm(tmp_path / "lm.pt", torch.device("cpu"))
+    assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
 def test_sampling_is_seeded_and_temperature_spreads_it(tmp_path: Path) -> None:
