@@ -26,12 +26,17 @@ Dropout masks are drawn in the same order from the same generator as the autogra
 (``nmt.model.dropout``), so both give the same numbers up to rounding.
 
 Used by ``Decoder.forward`` where it applies (``Decoder.loop_applies``): LSTM cells, Luong dot or general
-attention, input feeding, float32 or float64 on a CPU without autocast, no attention weights
-asked for. Everything else runs the autograd loop, which computes the same function.
+attention, input feeding, on a CPU, no attention weights asked for. In float32 or float64 every
+tensor has the model's dtype. Under bf16 autocast the products take bf16 inputs, as autocast
+would give them, and the state, the gates, attention's softmax and every gradient stay in
+float32 (autocast's own loop runs the element-wise work in bf16 too, so the loop is the more
+accurate of the two; tests/unit/test_bptt.py). Everything else runs the autograd loop, which
+computes the same function.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import torch
@@ -68,127 +73,194 @@ class DecoderLoop(torch.autograd.Function):
         training: bool,
         *params: torch.Tensor,
     ) -> torch.Tensor:
-        B, T, G = pre.shape
-        H, L, M = G // 4, h0.size(0), values.size(2)
-        ws, bs = _layer_params(params, L)
-        drop = training and p > 0.0
-        new = lambda *shape: pre.new_empty(shape)  # noqa: E731
-        # x_l,t = [input_l,t; h_l,t-1] (slot t + 1's right half receives h_l,t as it is computed;
-        # slot T's left half the last h~, unused)
-        X = [new(T + 1, B, w.size(1)) for w in ws]  # (steps + 1, batch, in_l + H)
-        act = [new(T, B, G) for _ in ws]  # sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
-        C = [new(T + 1, B, H) for _ in ws]  # C[l][0] = c0, C[l][t + 1] = c_t
-        tanh_c = [new(T, B, H) for _ in ws]
-        U = new(T, B, H + M)  # [h_top,t; ctx_t], the combine layer's input
-        A = new(T, B, values.size(1))  # attention weights
-        tilde = new(T, B, H)  # h~_t = tanh(W_c u_t), before dropout
-        for layer in range(L):
-            X[layer][0, :, -H:] = h0[layer]
-            C[layer][0] = c0[layer]
-        X[0][0, :, :H] = feed0
-        # per-step views, made once: [layer][t]
-        x_in = [x.unbind(0) for x in X]
-        h_out = [x[1:, :, -H:].unbind(0) for x in X]  # where h_l,t goes
-        below = [x[:, :, :H].unbind(0) for x in X]  # the input part of x_l,t
-        gate = [_gate_steps(a, H) for a in act]
-        c_t, tc_t = [c.unbind(0) for c in C], [c.unbind(0) for c in tanh_c]
-        pre_t, U_t, A_t, tilde_t = pre.unbind(1), U.unbind(0), A.unbind(0), tilde.unbind(0)
-        wt = [w.t() for w in ws]
-        masks: list[list[torch.Tensor | None]] = [[None] * T for _ in range(L + 1)]  # [l][t]; L: output
-        pad = ~valid  # (batch, src)
-        keys_t, combine_t = keys.transpose(1, 2), combine.t()  # (batch, H, src), (H + M, H)
-        for t in range(T):
-            for layer in range(L):
-                g = gate[layer]
-                torch.addmm(pre_t[t] if layer == 0 else bs[layer], x_in[layer][t], wt[layer], out=g.all[t])
-                g.sig_if[t].sigmoid_()
-                g.g[t].tanh_()
-                g.o[t].sigmoid_()
-                c = c_t[layer][t + 1]
-                torch.mul(g.f[t], c_t[layer][t], out=c)
-                c.addcmul_(g.i[t], g.g[t])  # c_t = f * c_{t-1} + i * g
-                torch.tanh(c, out=tc_t[layer][t])
-                h = h_out[layer][t]
-                torch.mul(g.o[t], tc_t[layer][t], out=h)  # h_t = o * tanh(c_t)
-                if layer + 1 < L:  # the next layer's input, through dropout
-                    _dropout_into(h, below[layer + 1][t], masks[layer + 1], t, p, drop)
-            top = h_out[L - 1][t]  # (batch, H), the query
-            scores = torch.bmm(top.unsqueeze(1), keys_t).squeeze(1)  # (batch, src)
-            A_t[t].copy_(torch.softmax(scores.masked_fill_(pad, float("-inf")), dim=1))
-            u = U_t[t]
-            u[:, :H] = top
-            u[:, H:] = torch.bmm(A_t[t].unsqueeze(1), values).squeeze(1)  # ctx_t (batch, M)
-            torch.mm(u, combine_t, out=tilde_t[t])
-            tilde_t[t].tanh_()
-            _dropout_into(tilde_t[t], below[0][t + 1], masks[L], t, p, drop)  # h~_t: output and next feed
-        ctx.save_for_backward(values, keys, combine, *params, *X, *act, *C, *tanh_c, U, A, tilde)
-        ctx.masks, ctx.dims = masks, (B, T, H, L, M)
-        return X[0][1:, :, :H].transpose(0, 1).contiguous()  # (batch, steps, H)
+        sd, cd = _dtypes(pre)
+        ctx.in_dtypes = [x.dtype for x in (pre, h0, c0, feed0, values, keys)]
+        with _no_autocast():  # every product below is handed cd inputs
+            state = (x.to(sd) for x in (pre, h0, c0, feed0))
+            return _forward(ctx, *state, values.to(cd), keys.to(cd), valid, combine, p, training, params, cd)
 
     @staticmethod
-    def backward(ctx, d_out: torch.Tensor):  # noqa: ANN205, PLR0915
-        B, T, H, L, M = ctx.dims
-        saved = ctx.saved_tensors
-        values, keys, combine = saved[:3]
-        n_params = 2 * L - 1
-        params, rest = saved[3 : 3 + n_params], saved[3 + n_params :]
-        ws, _ = _layer_params(params, L)
-        X, act, C, tanh_c = rest[:L], rest[L : 2 * L], rest[2 * L : 3 * L], rest[3 * L : 4 * L]
-        U, A, tilde = rest[4 * L :]
-        masks = ctx.masks
-        new = lambda *shape: d_out.new_empty(shape)  # noqa: E731
-        dgates = [new(T, B, 4 * H) for _ in range(L)]
-        dz = new(T, B, H)  # gradient of W_c u_t (before the tanh)
-        dctx = new(T, B, M)
-        dscores = new(T, B, values.size(1))
-        gate, dgate = [_gate_steps(a, H) for a in act], [_gate_steps(d, H) for d in dgates]
-        c_t, tc_t = [c.unbind(0) for c in C], [c.unbind(0) for c in tanh_c]
-        d_out_t, tilde_t, A_t = d_out.unbind(1), tilde.unbind(0), A.unbind(0)
-        dz_t, dctx_t, dscores_t = dz.unbind(0), dctx.unbind(0), dscores.unbind(0)
-        dh = [d_out.new_zeros(B, H) for _ in range(L)]  # from step t + 1, through h_t
-        dc = [d_out.new_zeros(B, H) for _ in range(L)]  # from step t + 1, through c_t
-        dfeed = d_out.new_zeros(B, H)
-        for t in reversed(range(T)):
-            d = d_out_t[t] + dfeed  # (batch, H), the gradient of h~_t
-            if masks[L][t] is not None:
-                d.mul_(masks[L][t])
-            _tanh_backward(d, tilde_t[t], grad_input=dz_t[t])
-            du = dz_t[t] @ combine  # (batch, H + M)
-            dctx_t[t].copy_(du[:, H:])
-            da = torch.bmm(values, dctx_t[t].unsqueeze(2)).squeeze(2)  # (batch, src)
-            _softmax_backward(da, A_t[t], 1, da.dtype, grad_input=dscores_t[t])
-            dq = torch.bmm(dscores_t[t].unsqueeze(1), keys).squeeze(1)  # (batch, H)
-            d_above = dq.add_(du[:, :H])  # the gradient of the top layer's h_t from this step
-            for layer in reversed(range(L)):
-                g, dg = gate[layer], dgate[layer]
-                dh_l = d_above.add_(dh[layer])  # (batch, H)
-                tc = tc_t[layer][t]
-                _sigmoid_backward(dh_l * tc, g.o[t], grad_input=dg.o[t])
-                dc_l = _tanh_backward(dh_l * g.o[t], tc).add_(dc[layer])  # (batch, H), gradient of c_t
-                _sigmoid_backward(dc_l * g.g[t], g.i[t], grad_input=dg.i[t])
-                _sigmoid_backward(dc_l * c_t[layer][t], g.f[t], grad_input=dg.f[t])
-                _tanh_backward(dc_l * g.i[t], g.g[t], grad_input=dg.g[t])
-                dc[layer] = dc_l.mul_(g.f[t])  # to c_{t-1}
-                dx = dg.all[t] @ ws[layer]  # (batch, in + H)
-                dh[layer] = dx[:, -H:]  # to h_{t-1}
-                d_in = dx[:, :H]
-                if layer > 0:
-                    m = masks[layer][t]
-                    d_above = d_in.mul_(m) if m is not None else d_in
-                else:
-                    dfeed = d_in  # to h~_{t-1}
-        grads = []
+    def backward(ctx, d_out: torch.Tensor):  # noqa: ANN205
+        with _no_autocast():
+            grads = _backward(ctx, d_out)
+        d_inputs = [g.to(dt) for g, dt in zip(grads[:6], ctx.in_dtypes)]
+        d_params = [g.to(dt) for g, dt in zip(grads[6:], ctx.param_dtypes)]
+        return (*d_inputs, None, d_params[0], None, None, *d_params[1:])
+
+
+def _no_autocast() -> contextlib.AbstractContextManager:
+    """CPU autocast switched off inside the loop while it is on (the loop casts for itself)."""
+    on = torch.is_autocast_enabled("cpu")
+    return torch.autocast("cpu", enabled=False) if on else contextlib.nullcontext()
+
+
+def _dtypes(pre: torch.Tensor) -> tuple[torch.dtype, torch.dtype]:
+    """(state dtype, product dtype) of ``DecoderLoop``: the model's float32 or float64 for both;
+    under CPU autocast float32 for the state and the element-wise work, and autocast's dtype (bf16)
+    for the products, whose inputs autocast's own loop casts too."""
+    sd = torch.promote_types(pre.dtype, torch.float32)
+    lowp = torch.is_autocast_enabled("cpu") and sd == torch.float32  # autocast leaves float64 alone
+    return sd, torch.get_autocast_dtype("cpu") if lowp else sd
+
+
+def _forward(  # noqa: PLR0913, PLR0915
+    ctx,
+    pre: torch.Tensor,
+    h0: torch.Tensor,
+    c0: torch.Tensor,
+    feed0: torch.Tensor,
+    values: torch.Tensor,
+    keys: torch.Tensor,
+    valid: torch.Tensor,
+    combine: torch.Tensor,
+    p: float,
+    training: bool,
+    params: tuple[torch.Tensor, ...],
+    cd: torch.dtype,
+) -> torch.Tensor:
+    """``DecoderLoop.forward``: pre, h0, c0, feed0 in the state dtype, values and keys in cd."""
+    B, T, G = pre.shape
+    H, L, M = G // 4, h0.size(0), values.size(2)
+    sd = pre.dtype
+    ws, bs = _layer_params(params, L)
+    drop = training and p > 0.0
+    new = lambda *shape: pre.new_empty(shape)  # noqa: E731
+    new_cd = lambda *shape: pre.new_empty(shape, dtype=cd)  # noqa: E731
+    # x_l,t = [input_l,t; h_l,t-1] (slot t + 1's right half receives h_l,t as it is computed;
+    # slot T's left half the last h~, unused); like U, a product's input, so kept in cd
+    X = [new_cd(T + 1, B, w.size(1)) for w in ws]  # (steps + 1, batch, in_l + H)
+    act = [new(T, B, G) for _ in ws]  # sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
+    C = [new(T + 1, B, H) for _ in ws]  # C[l][0] = c0, C[l][t + 1] = c_t
+    tanh_c = [new(T, B, H) for _ in ws]
+    U = new_cd(T, B, H + M)  # [h_top,t; ctx_t], the combine layer's input
+    A = new(T, B, values.size(1))  # attention weights
+    tilde = new(T, B, H)  # h~_t = tanh(W_c u_t), before dropout
+    for layer in range(L):
+        X[layer][0, :, -H:] = h0[layer]
+        C[layer][0] = c0[layer]
+    X[0][0, :, :H] = feed0
+    # per-step views, made once: [layer][t]
+    x_in = [x.unbind(0) for x in X]
+    h_out = [x[1:, :, -H:].unbind(0) for x in X]  # where h_l,t goes
+    below = [x[:, :, :H].unbind(0) for x in X]  # the input part of x_l,t
+    gate = [_gate_steps(a, H) for a in act]
+    c_t, tc_t = [c.unbind(0) for c in C], [c.unbind(0) for c in tanh_c]
+    pre_t, U_t, A_t, tilde_t = pre.unbind(1), U.unbind(0), A.unbind(0), tilde.unbind(0)
+    wt = [w.to(cd).t() for w in ws]
+    masks: list[list[torch.Tensor | None]] = [[None] * T for _ in range(L + 1)]  # [l][t]; L: output
+    pad = ~valid  # (batch, src)
+    keys_t, combine_t = keys.transpose(1, 2), combine.to(cd).t()  # (batch, H, src), (H + M, H)
+    for t in range(T):
         for layer in range(L):
-            g2 = dgates[layer].view(T * B, 4 * H)
-            grads.append(g2.t() @ X[layer][:T].reshape(T * B, -1))  # dW_l (4H, in + H)
+            g = gate[layer]
+            _affine(pre_t[t] if layer == 0 else bs[layer], x_in[layer][t], wt[layer], g.all[t])
+            g.sig_if[t].sigmoid_()
+            g.g[t].tanh_()
+            g.o[t].sigmoid_()
+            c = c_t[layer][t + 1]
+            torch.mul(g.f[t], c_t[layer][t], out=c)
+            c.addcmul_(g.i[t], g.g[t])  # c_t = f * c_{t-1} + i * g
+            torch.tanh(c, out=tc_t[layer][t])
+            h = h_out[layer][t]
+            torch.mul(g.o[t], tc_t[layer][t], out=h)  # h_t = o * tanh(c_t)
+            if layer + 1 < L:  # the next layer's input, through dropout
+                _dropout_into(h, below[layer + 1][t], masks[layer + 1], t, p, drop, sd)
+        top = h_out[L - 1][t]  # (batch, H), the query
+        scores = torch.bmm(top.unsqueeze(1), keys_t).squeeze(1)  # (batch, src)
+        A_t[t].copy_(torch.softmax(scores.masked_fill_(pad, float("-inf")), dim=1, dtype=sd))
+        u = U_t[t]
+        u[:, :H] = top
+        u[:, H:] = torch.bmm(A_t[t].to(cd).unsqueeze(1), values).squeeze(1)  # ctx_t (batch, M)
+        _affine(None, u, combine_t, tilde_t[t])
+        tilde_t[t].tanh_()
+        _dropout_into(tilde_t[t], below[0][t + 1], masks[L], t, p, drop, sd)  # h~_t: output and next feed
+    ctx.save_for_backward(values, keys, combine, *params, *X, *act, *C, *tanh_c, U, A, tilde)
+    ctx.param_dtypes = [combine.dtype] + [w.dtype for w in params]
+    ctx.masks, ctx.dims, ctx.dtypes = masks, (B, T, H, L, M), (sd, cd)
+    return X[0][1:, :, :H].transpose(0, 1).contiguous()  # (batch, steps, H)
+
+
+def _backward(ctx, d_out: torch.Tensor) -> list[torch.Tensor]:  # noqa: PLR0915
+    """``DecoderLoop.backward``: the gradients of pre, h0, c0, feed0, values, keys, combine and the
+    layers' parameters, each in the dtype it was computed in."""
+    B, T, H, L, M = ctx.dims
+    sd, cd = ctx.dtypes
+    saved = ctx.saved_tensors
+    values, keys, combine = saved[:3]
+    n_params = 2 * L - 1
+    params, rest = saved[3 : 3 + n_params], saved[3 + n_params :]
+    ws, _ = _layer_params(params, L)
+    ws, combine_cd = [w.to(cd) for w in ws], combine.to(cd)
+    X, act, C, tanh_c = rest[:L], rest[L : 2 * L], rest[2 * L : 3 * L], rest[3 * L : 4 * L]
+    U, A, tilde = rest[4 * L :]
+    masks = ctx.masks
+    new = lambda *shape: torch.empty(shape, dtype=sd, device=d_out.device)  # noqa: E731
+    zeros = lambda *shape: torch.zeros(shape, dtype=sd, device=d_out.device)  # noqa: E731
+    dgates = [new(T, B, 4 * H) for _ in range(L)]
+    dz = new(T, B, H)  # gradient of W_c u_t (before the tanh)
+    dctx = torch.empty(T, B, M, dtype=cd, device=d_out.device)  # a product's input
+    dscores = new(T, B, values.size(1))
+    gate, dgate = [_gate_steps(a, H) for a in act], [_gate_steps(d, H) for d in dgates]
+    c_t, tc_t = [c.unbind(0) for c in C], [c.unbind(0) for c in tanh_c]
+    d_out_t, tilde_t, A_t = d_out.to(sd).unbind(1), tilde.unbind(0), A.unbind(0)
+    dz_t, dctx_t, dscores_t = dz.unbind(0), dctx.unbind(0), dscores.unbind(0)
+    dh = [zeros(B, H) for _ in range(L)]  # from step t + 1, through h_t
+    dc = [zeros(B, H) for _ in range(L)]  # from step t + 1, through c_t
+    dfeed = zeros(B, H)
+    for t in reversed(range(T)):
+        d = d_out_t[t] + dfeed  # (batch, H), the gradient of h~_t
+        if masks[L][t] is not None:
+            d.mul_(masks[L][t])
+        _tanh_backward(d, tilde_t[t], grad_input=dz_t[t])
+        du = (dz_t[t].to(cd) @ combine_cd).to(sd)  # (batch, H + M)
+        dctx_t[t].copy_(du[:, H:])
+        da = torch.bmm(values, dctx_t[t].unsqueeze(2)).squeeze(2).to(sd)  # (batch, src)
+        _softmax_backward(da, A_t[t], 1, sd, grad_input=dscores_t[t])
+        dq = torch.bmm(dscores_t[t].to(cd).unsqueeze(1), keys).squeeze(1).to(sd)  # (batch, H)
+        d_above = dq.add_(du[:, :H])  # the gradient of the top layer's h_t from this step
+        for layer in reversed(range(L)):
+            g, dg = gate[layer], dgate[layer]
+            dh_l = d_above.add_(dh[layer])  # (batch, H)
+            tc = tc_t[layer][t]
+            _sigmoid_backward(dh_l * tc, g.o[t], grad_input=dg.o[t])
+            dc_l = _tanh_backward(dh_l * g.o[t], tc).add_(dc[layer])  # (batch, H), gradient of c_t
+            _sigmoid_backward(dc_l * g.g[t], g.i[t], grad_input=dg.i[t])
+            _sigmoid_backward(dc_l * c_t[layer][t], g.f[t], grad_input=dg.f[t])
+            _tanh_backward(dc_l * g.i[t], g.g[t], grad_input=dg.g[t])
+            dc[layer] = dc_l.mul_(g.f[t])  # to c_{t-1}
+            dx = (dg.all[t].to(cd) @ ws[layer]).to(sd)  # (batch, in + H)
+            dh[layer] = dx[:, -H:]  # to h_{t-1}
+            d_in = dx[:, :H]
             if layer > 0:
-                grads.append(g2.sum(0))  # db_l
-        d_pre = dgates[0].transpose(0, 1)  # (batch, steps, 4H)
-        d_combine = dz.view(T * B, H).t() @ U.view(T * B, H + M)  # (H, H + M)
-        d_values = torch.bmm(A.permute(1, 2, 0), dctx.transpose(0, 1))  # (batch, src, M)
-        d_keys = torch.bmm(dscores.permute(1, 2, 0), U[:, :, :H].transpose(0, 1))  # (batch, src, H)
-        d_h0, d_c0 = torch.stack(dh), torch.stack(dc)
-        return (d_pre, d_h0, d_c0, dfeed, d_values, d_keys, None, d_combine, None, None, *grads)
+                m = masks[layer][t]
+                d_above = d_in.mul_(m) if m is not None else d_in
+            else:
+                dfeed = d_in  # to h~_{t-1}
+    layer_grads = []
+    for layer in range(L):
+        g2 = dgates[layer].view(T * B, 4 * H)
+        layer_grads.append(g2.to(cd).t() @ X[layer][:T].reshape(T * B, -1))  # dW_l (4H, in + H)
+        if layer > 0:
+            layer_grads.append(g2.sum(0))  # db_l
+    d_pre = dgates[0].transpose(0, 1)  # (batch, steps, 4H)
+    d_combine = dz.view(T * B, H).to(cd).t() @ U.view(T * B, H + M)  # (H, H + M)
+    d_values = torch.bmm(A.to(cd).permute(1, 2, 0), dctx.transpose(0, 1))  # (batch, src, M)
+    d_keys = torch.bmm(dscores.to(cd).permute(1, 2, 0), U[:, :, :H].transpose(0, 1))  # (batch, src, H)
+    d_h0, d_c0 = torch.stack(dh), torch.stack(dc)
+    return [d_pre, d_h0, d_c0, dfeed, d_values, d_keys, d_combine, *layer_grads]
+
+
+def _affine(bias: torch.Tensor | None, x: torch.Tensor, wt: torch.Tensor, out: torch.Tensor) -> None:
+    """out = bias + x @ wt, the product in x's dtype and out in its own (wider, under autocast)."""
+    if out.dtype == x.dtype:
+        if bias is None:
+            torch.mm(x, wt, out=out)
+        else:
+            torch.addmm(bias, x, wt, out=out)
+    elif bias is None:
+        out.copy_(x @ wt)
+    else:
+        torch.add(bias, x @ wt, out=out)
 
 
 def _layer_params(params: tuple[torch.Tensor, ...], L: int) -> tuple[list, list]:
@@ -216,10 +288,12 @@ def _gate_steps(buf: torch.Tensor, H: int) -> _GateSteps:
     return _GateSteps(buf.unbind(0), buf[..., : 2 * H].unbind(0), i, f, g, o)
 
 
-def _dropout_into(x: torch.Tensor, dst: torch.Tensor, masks: list, t: int, p: float, drop: bool) -> None:
-    """dst = dropout(x), the mask kept in masks[t] (the same draw as ``nmt.model.dropout``)."""
+def _dropout_into(
+    x: torch.Tensor, dst: torch.Tensor, masks: list, t: int, p: float, drop: bool, dtype: torch.dtype
+) -> None:
+    """dst = dropout(x), the mask (of ``dtype``) kept in masks[t] (the same draw as ``nmt.model.dropout``)."""
     if drop:
-        masks[t] = m = keep_mask(x.shape, p, x.dtype, x.device)
+        masks[t] = m = keep_mask(x.shape, p, dtype, x.device)
         torch.mul(x, m, out=dst)
     else:
         dst.copy_(x)

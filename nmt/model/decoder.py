@@ -148,8 +148,14 @@ class Decoder(nn.Module):
     def loop_applies(self, pre: torch.Tensor, state: DecoderState) -> bool:
         """Whether teacher forcing runs as ``DecoderLoop`` (backpropagation through time by hand,
         one autograd node) rather than autograd over ``step``: the same function, for input-feeding
-        Luong LSTM decoders with dot or general attention, in float32 or float64 on a CPU without
-        autocast; ``explicit_bptt = False`` keeps autograd's loop everywhere."""
+        Luong LSTM decoders with dot or general attention, on a CPU in float32 or float64, or under
+        bf16 autocast (products in bf16, the rest in float32); ``explicit_bptt = False`` keeps
+        autograd's loop everywhere."""
+        precision = (
+            torch.get_autocast_dtype("cpu") == torch.bfloat16
+            if torch.is_autocast_enabled("cpu")
+            else pre.dtype in (torch.float32, torch.float64)
+        )
         return (
             self.explicit_bptt
             and self.input_feeding
@@ -157,9 +163,8 @@ class Decoder(nn.Module):
             and self.attention.kind in ("dot", "general")
             and all(type(cell) is LSTMCell for cell in self.cells)
             and pre.device.type == "cpu"
-            and pre.dtype in (torch.float32, torch.float64)
+            and precision
             and state.c is not None
-            and not torch.is_autocast_enabled("cpu")
             and not torch.compiler.is_compiling()
         )
 
