@@ -19,9 +19,12 @@ product over all steps at once (Werbos 1990; Williams & Zipser 1995). Per step t
                                               dx_t   = W^T dgates -> (d input_t, dh_{t-1})
                                               dc_{t-1} = dc * f;   dW = sum_t dgates_t x_t^T
 
-Attention (Luong dot or general: keys are the memory, or W_a times it, computed outside) and the
-combine layer h~_t = tanh(W_c [h_t; ctx_t]) are reversed the same way; h~_t is both the step's
-output and the next step's input feed, so its gradient is the loss's plus the next step's.
+The factors that take dh and dc to the gate gradients depend only on what forward saved, so
+backward computes them for every step at once before its loop (``gate_factors``, shared with the
+encoder's ``nmt.model.bilstm``). Attention (Luong dot or general: keys are the memory, or W_a
+times it, computed outside) and the combine layer h~_t = tanh(W_c [h_t; ctx_t]) are reversed the
+same way; h~_t is both the step's output and the next step's input feed, so its gradient is the
+loss's plus the next step's.
 Dropout masks are drawn in the same order from the same generator as the autograd loop
 (``nmt.model.dropout``), so both give the same numbers up to rounding.
 
@@ -201,9 +204,16 @@ def _backward(ctx, d_out: torch.Tensor) -> list[torch.Tensor]:  # noqa: PLR0915
     dctx = torch.empty(T, B, M, dtype=cd, device=d_out.device)  # a product's input
     dscores = new(T, B, values.size(1))
     gate, dgate = [_gate_steps(a, H) for a in act], [_gate_steps(d, H) for d in dgates]
-    c_t, tc_t = [c.unbind(0) for c in C], [c.unbind(0) for c in tanh_c]
+    # the gate factors of every step at once (``gate_factors``): d o = dh * P, d c += dh * Q,
+    # (d i, d f, d g) = dc * R; the loop below then only multiplies
+    P, Q, R = zip(*(gate_factors(a, c[:-1], tc) for a, c, tc in zip(act, C, tanh_c)))
+    P_t, Q_t, R_t = ([x.unbind(0) for x in xs] for xs in (P, Q, R))
+    d_ifg = [d[..., : 3 * H].unflatten(2, (3, H)).unbind(0) for d in dgates]  # [layer][t] (batch, 3, H)
     d_out_t, tilde_t, A_t = d_out.to(sd).unbind(1), tilde.unbind(0), A.unbind(0)
     dz_t, dctx_t, dscores_t = dz.unbind(0), dctx.unbind(0), dscores.unbind(0)
+    # a row times the batch's matrices, (batch, 1, M) @ (batch, M, src): MKL runs the other
+    # orientation, (batch, src, M) @ (batch, M, 1), about 7x slower on a CPU at these sizes
+    values_t = values.transpose(1, 2)  # (batch, M, src)
     dh = [zeros(B, H) for _ in range(L)]  # from step t + 1, through h_t
     dc = [zeros(B, H) for _ in range(L)]  # from step t + 1, through c_t
     dfeed = zeros(B, H)
@@ -214,21 +224,17 @@ def _backward(ctx, d_out: torch.Tensor) -> list[torch.Tensor]:  # noqa: PLR0915
         _tanh_backward(d, tilde_t[t], grad_input=dz_t[t])
         du = (dz_t[t].to(cd) @ combine_cd).to(sd)  # (batch, H + M)
         dctx_t[t].copy_(du[:, H:])
-        da = torch.bmm(values, dctx_t[t].unsqueeze(2)).squeeze(2).to(sd)  # (batch, src)
+        da = torch.bmm(dctx_t[t].unsqueeze(1), values_t).squeeze(1).to(sd)  # (batch, src)
         _softmax_backward(da, A_t[t], 1, sd, grad_input=dscores_t[t])
         dq = torch.bmm(dscores_t[t].to(cd).unsqueeze(1), keys).squeeze(1).to(sd)  # (batch, H)
         d_above = dq.add_(du[:, :H])  # the gradient of the top layer's h_t from this step
         for layer in reversed(range(L)):
-            g, dg = gate[layer], dgate[layer]
             dh_l = d_above.add_(dh[layer])  # (batch, H)
-            tc = tc_t[layer][t]
-            _sigmoid_backward(dh_l * tc, g.o[t], grad_input=dg.o[t])
-            dc_l = _tanh_backward(dh_l * g.o[t], tc).add_(dc[layer])  # (batch, H), gradient of c_t
-            _sigmoid_backward(dc_l * g.g[t], g.i[t], grad_input=dg.i[t])
-            _sigmoid_backward(dc_l * c_t[layer][t], g.f[t], grad_input=dg.f[t])
-            _tanh_backward(dc_l * g.i[t], g.g[t], grad_input=dg.g[t])
-            dc[layer] = dc_l.mul_(g.f[t])  # to c_{t-1}
-            dx = (dg.all[t].to(cd) @ ws[layer]).to(sd)  # (batch, in + H)
+            torch.mul(dh_l, P_t[layer][t], out=dgate[layer].o[t])
+            dc_l = torch.addcmul(dc[layer], dh_l, Q_t[layer][t])  # (batch, H), gradient of c_t
+            torch.mul(R_t[layer][t], dc_l.unsqueeze(1), out=d_ifg[layer][t])
+            dc[layer] = dc_l.mul_(gate[layer].f[t])  # to c_{t-1}
+            dx = (dgate[layer].all[t].to(cd) @ ws[layer]).to(sd)  # (batch, in + H)
             dh[layer] = dx[:, -H:]  # to h_{t-1}
             d_in = dx[:, :H]
             if layer > 0:
@@ -248,6 +254,22 @@ def _backward(ctx, d_out: torch.Tensor) -> list[torch.Tensor]:  # noqa: PLR0915
     d_keys = torch.bmm(dscores.to(cd).permute(1, 2, 0), U[:, :, :H].transpose(0, 1))  # (batch, src, H)
     d_h0, d_c0 = torch.stack(dh), torch.stack(dc)
     return [d_pre, d_h0, d_c0, dfeed, d_values, d_keys, d_combine, *layer_grads]
+
+
+def gate_factors(
+    act: torch.Tensor, c_prev: torch.Tensor, tanh_c: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """An LSTM layer's saved gates (..., 4H) (i, f, g, o), c_{t-1} and tanh(c_t) (..., H) of every
+    step -> P = tanh(c_t) o (1 - o) and Q = o (1 - tanh(c_t)^2) (..., H), and
+    R = (g i (1 - i), c_{t-1} f (1 - f), i (1 - g^2)) (..., 3, H): the factors that take dh and dc
+    of a step to the gradients of its gate pre-activations (d o = dh P, dc += dh Q,
+    (d i, d f, d g) = dc R), computed for all steps at once, before the backward loop."""
+    i, f, g, o = act.chunk(4, -1)
+    R = act.new_empty(*i.shape[:-1], 3, i.size(-1))  # (..., 3, H)
+    _sigmoid_backward(g, i, grad_input=R[..., 0, :])
+    _sigmoid_backward(c_prev, f, grad_input=R[..., 1, :])
+    _tanh_backward(i, g, grad_input=R[..., 2, :])
+    return _sigmoid_backward(tanh_c, o), _tanh_backward(o, tanh_c), R
 
 
 def _affine(bias: torch.Tensor | None, x: torch.Tensor, wt: torch.Tensor, out: torch.Tensor) -> None:
