@@ -114,7 +114,8 @@ def main() -> None:
     ap.add_argument(
         "--autograd-bptt",
         action="store_true",
-        help="autograd over the decoder's step loop instead of nmt.model.bptt (train.explicit_bptt=false)",
+        help="autograd (nn.LSTM in the encoder, the step loop in the decoder) instead of nmt.model.bilstm "
+        "and nmt.model.bptt (train.explicit_bptt=false)",
     )
     a = ap.parse_args()
     if not a.no_tune_allocator:
@@ -134,7 +135,7 @@ def main() -> None:
     else:
         batches, sv, tv = synthetic_batches(n, a.batch, a.src_len, a.tgt_len, vocab), vocab, vocab
     model = build_model(cfg, sv, tv).to(device).train()
-    model.decoder.explicit_bptt = not a.autograd_bptt
+    model.encoder.explicit_bptt = model.decoder.explicit_bptt = not a.autograd_bptt
     opt = build_optimizer(model.parameters(), TrainConfig(), device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
 

@@ -230,7 +230,7 @@ class TrainConfig:
     num_threads: int = 0  # CPU intra-op threads (0: PyTorch's default)
     resume: bool = False  # continue from <run_dir>/checkpoints/last.pt
     sort_buckets: int = 0  # sentences per length-sorting window (0: the whole epoch)
-    explicit_bptt: bool = True  # BPTT by hand where it applies (nmt.model.bptt); false: autograd
+    explicit_bptt: bool = True  # BPTT by hand where it applies (nmt.model.bptt, .bilstm); false: autograd
 
 
 @dataclass

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from nmt.data.tokenizer import PAD
+from nmt.model.bilstm import bilstm
 from nmt.model.dropout import Dropout
 
 
@@ -40,6 +41,7 @@ class Encoder(nn.Module):
             dropout=dropout if layers > 1 else 0.0,
         )
         self.layers, self.hidden = layers, hidden
+        self.explicit_bptt = True  # training through nmt.model.bilstm where it applies
 
     @property
     def out_dim(self) -> int:
@@ -59,12 +61,44 @@ class Encoder(nn.Module):
         # encoder's RNN stays float32 on the CPU (it is ~12% of a step); CUDA autocast (cuDNN
         # handles packed sequences natively) is not affected.
         with torch.autocast("cpu", enabled=False):
-            out, final = self.rnn(packed)
+            out, final = self._loop(packed) if self.loop_applies(x) else self.rnn(packed)
         states, _ = pad_packed_sequence(
             out, batch_first=True, total_length=src.size(1)
         )  # (batch, src_len, 2*hidden)
         h, c = final if isinstance(final, tuple) else (final, None)
         return states, self._join(h), None if c is None else self._join(c)
+
+    def loop_applies(self, x: torch.Tensor) -> bool:
+        """Whether the RNN runs as ``nmt.model.bilstm`` (backpropagation through time by hand, both
+        directions advanced together) rather than ``nn.LSTM``: the same function, for an LSTM
+        being trained on a CPU in float32 or float64; ``explicit_bptt = False`` keeps ``nn.LSTM``.
+        Without gradients (translating, validating) ``nn.LSTM`` runs, through oneDNN."""
+        return (
+            self.explicit_bptt
+            and type(self.rnn) is nn.LSTM
+            and torch.is_grad_enabled()
+            and x.device.type == "cpu"
+            and x.dtype in (torch.float32, torch.float64)
+            and not torch.compiler.is_compiling()
+        )
+
+    def _loop(self, packed: PackedSequence) -> tuple[PackedSequence, tuple[torch.Tensor, torch.Tensor]]:
+        """``self.rnn(packed)`` through ``nmt.model.bilstm``: the same outputs and final states."""
+        rnn = self.rnn
+        layers = [
+            tuple(
+                getattr(rnn, f"{name}_l{k}{direction}")
+                for direction in ("", "_reverse")
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            )
+            for k in range(self.layers)
+        ]
+        data, h, c = bilstm(packed.data, packed.batch_sizes, layers, rnn.dropout, self.training)
+        if (
+            packed.unsorted_indices is not None
+        ):  # final states in the batch's own order, as nn.LSTM gives them
+            h, c = h.index_select(1, packed.unsorted_indices), c.index_select(1, packed.unsorted_indices)
+        return packed._replace(data=data), (h, c)
 
     def _join(self, s: torch.Tensor) -> torch.Tensor:
         """(layers*2, batch, hidden) -> (layers, batch, 2*hidden): [forward; backward] per layer."""

@@ -94,7 +94,7 @@ class Trainer(Checkpointing):
                 "no training pairs left after filtering (check data.max_len and data.max_len_ratio)"
             )
         self.model = build_model(cfg.model, len(self.data.src_tok), len(self.data.tgt_tok)).to(self.device)
-        self.model.decoder.explicit_bptt = self.tc.explicit_bptt
+        self.model.encoder.explicit_bptt = self.model.decoder.explicit_bptt = self.tc.explicit_bptt
         torch.manual_seed(cfg.seed + self.dist.rank)  # dropout masks differ between processes
         self.optimizer = build_optimizer(self.model.parameters(), self.tc, self.device)
         self.schedule = LRSchedule(self.optimizer, self.tc)
