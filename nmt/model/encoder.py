@@ -2,8 +2,9 @@
 
 A bidirectional multi-layer LSTM (or GRU) over packed sequences: padding is never read, so a
 padded sentence gets the same states as the sentence alone, and the backward direction starts at
-each sentence's real last token (Schuster & Paliwal 1997; Bahdanau et al. 2015). The bridge maps
-the final encoder states to the decoder's initial state.
+each sentence's real last token (Schuster & Paliwal 1997; Bahdanau et al. 2015). In training on a
+CPU an LSTM encoder runs through ``nmt.model.bilstm`` (the same function, its backward pass written
+by hand); the bridge maps the final encoder states to the decoder's initial state.
 """
 
 from __future__ import annotations
@@ -94,10 +95,9 @@ class Encoder(nn.Module):
             for k in range(self.layers)
         ]
         data, h, c = bilstm(packed.data, packed.batch_sizes, layers, rnn.dropout, self.training)
-        if (
-            packed.unsorted_indices is not None
-        ):  # final states in the batch's own order, as nn.LSTM gives them
-            h, c = h.index_select(1, packed.unsorted_indices), c.index_select(1, packed.unsorted_indices)
+        order = packed.unsorted_indices  # final states in the batch's own order, as nn.LSTM gives them
+        if order is not None:
+            h, c = h.index_select(1, order), c.index_select(1, order)
         return packed._replace(data=data), (h, c)
 
     def _join(self, s: torch.Tensor) -> torch.Tensor:
