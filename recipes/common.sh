@@ -19,9 +19,13 @@ pick_checkpoint() {
     | tee -a "$RUN/commands.txt" >&2
 }
 
-# sweep CKPT DEV_SET ALPHAS OUT.json: prints "alpha bleu" of the best alpha on DEV_SET
+# sweep CKPT DEV_SET ALPHAS OUT.json: prints "alpha bleu" of the best alpha on DEV_SET; the sweep's
+# table goes to stderr through the inherited descriptor (`tee /dev/stderr` would reopen a log file
+# the recipe's output is redirected to, truncating it: the training log was lost that way)
 sweep() {
+  local table
   # shellcheck disable=SC2086  # EVAL_ARGS: extra overrides, split on spaces
-  run nmt-evaluate ckpt="$1" "test_sets=[$2]" search=beam "alphas=$3" ${EVAL_FIRST:+first=$EVAL_FIRST} ${EVAL_ARGS:-} output="$4" \
-    | tee /dev/stderr | sed -n 's/^best alpha: \([0-9.]*\) (BLEU \([0-9.]*\))/\1 \2/p'
+  table=$(run nmt-evaluate ckpt="$1" "test_sets=[$2]" search=beam "alphas=$3" ${EVAL_FIRST:+first=$EVAL_FIRST} ${EVAL_ARGS:-} output="$4")
+  printf '%s\n' "$table" >&2
+  sed -n 's/^best alpha: \([0-9.]*\) (BLEU \([0-9.]*\))/\1 \2/p' <<<"$table"
 }
