@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 import nmt  # noqa: E402
+from nmt.cli.common import one_line_errors  # noqa: E402
 from nmt.data.files import read_lines  # noqa: E402
 from nmt.metrics import bleu  # noqa: E402
 
@@ -94,4 +95,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors("bench/beam_stop.py"):
+        main()

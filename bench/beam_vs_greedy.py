@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from nmt.cli.common import one_line_errors  # noqa: E402
 from nmt.config import LengthPenalty, SearchConfig, SearchMethod  # noqa: E402
 from nmt.data.files import read_lines  # noqa: E402
 from nmt.model.io import load_model  # noqa: E402
@@ -52,4 +53,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors("bench/beam_vs_greedy.py"):
+        main()

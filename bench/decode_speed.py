@@ -30,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nmt.api import load_translator  # noqa: E402
+from nmt.cli.common import one_line_errors  # noqa: E402
 from nmt.config import LengthPenalty, Precision, Quantize, SearchConfig, SearchMethod  # noqa: E402
 from nmt.data.files import read_lines  # noqa: E402
 from nmt.metrics import bleu  # noqa: E402
@@ -135,4 +136,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors("bench/decode_speed.py"):
+        main()

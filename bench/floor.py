@@ -27,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from train_speed import SIZES  # noqa: E402
 
+from nmt.cli.common import one_line_errors  # noqa: E402
 from nmt.runtime import hardware, resolve_device  # noqa: E402
 
 
@@ -136,4 +137,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors("bench/floor.py"):
+        main()

@@ -32,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.train_speed import model_config, real_batches  # noqa: E402
+from nmt.cli.common import one_line_errors  # noqa: E402
 from nmt.config import Bridge, TrainConfig  # noqa: E402
 from nmt.data.batching import Batch  # noqa: E402
 from nmt.model.seq2seq import build_model  # noqa: E402
@@ -140,4 +141,5 @@ def products_alone(step, batches: list[Batch], tokens: int, step_seconds: float)
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors("bench/step_ab.py"):
+        main()

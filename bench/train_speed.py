@@ -29,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from nmt.cli.common import one_line_errors  # noqa: E402
 from nmt.config import Attention, ModelConfig, Precision, TrainConfig  # noqa: E402
 from nmt.data.batching import Batch, batch_indices, make_batch  # noqa: E402
 from nmt.data.corpus import load_prepared  # noqa: E402
@@ -207,4 +208,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors("bench/train_speed.py"):
+        main()

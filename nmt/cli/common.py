@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -28,6 +28,28 @@ if TYPE_CHECKING:
 def fail(prog: str, message: str, status: int = 2) -> None:
     print(f"{prog}: error: {message}", file=sys.stderr)
     raise SystemExit(status)
+
+
+@contextlib.contextmanager
+def one_line_errors(prog: str) -> Iterator[None]:
+    """What the body raises for a reason a user can act on (an ``NmtError``: bad file, bad value,
+    bad checkpoint, no CUDA; a file it could not read or write; Ctrl-C) becomes ``<prog>: error:
+    <message>`` on stderr and a non-zero exit, never a traceback; a closed output pipe
+    (``... | head``) ends it quietly. Every nmt-* tool runs its task inside it, and so do the
+    scripts in bench/."""
+    try:
+        yield
+    except NmtError as e:
+        logging.getLogger("nmt").debug("error", exc_info=True)
+        fail(prog, str(e))
+    except KeyboardInterrupt:
+        fail(prog, "interrupted", 130)
+    except BrokenPipeError:
+        sys.stderr.close()
+        raise SystemExit(0) from None
+    except OSError as e:
+        logging.getLogger("nmt").debug("error", exc_info=True)
+        fail(prog, f"{e.filename}: {e.strerror}" if e.filename else str(e))
 
 
 def to_job(cfg: DictConfig) -> Any:
@@ -73,19 +95,8 @@ def hydra_cli(
     prog = f"nmt-{config_name}"
 
     def _task(cfg: Any) -> None:  # a composed DictConfig, or the job itself (compose_simple)
-        try:
+        with one_line_errors(prog):
             task(cfg if dataclasses.is_dataclass(cfg) else to_job(cfg))
-        except NmtError as e:
-            logging.getLogger("nmt").debug("error", exc_info=True)
-            fail(prog, str(e))
-        except KeyboardInterrupt:
-            fail(prog, "interrupted", 130)
-        except BrokenPipeError:  # e.g. `nmt-translate ... | head`
-            sys.stderr.close()
-            raise SystemExit(0) from None
-        except OSError as e:  # a file the task could not read or write: one line, not a traceback
-            logging.getLogger("nmt").debug("error", exc_info=True)
-            fail(prog, f"{e.filename}: {e.strerror}" if e.filename else str(e))
 
     def main() -> None:
         tune_allocator()
