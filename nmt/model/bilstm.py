@@ -30,6 +30,7 @@ the sentences still running at step k are the first bs_k of step k - 1. Used by
 
 from __future__ import annotations
 
+import itertools
 from typing import NamedTuple
 
 import torch
@@ -50,9 +51,7 @@ class Plan(NamedTuple):
 def plan(batch_sizes: torch.Tensor) -> Plan:
     """batch_sizes (steps,) on the CPU, as in a ``PackedSequence`` -> the ``Plan`` of its rows."""
     sizes = batch_sizes.tolist()
-    offsets = [0]
-    for n in sizes:
-        offsets.append(offsets[-1] + n)
+    offsets = list(itertools.accumulate(sizes, initial=0))
     B, N = sizes[0], offsets[-1]
     off = torch.tensor(offsets[:-1])  # (steps,)
     step = torch.repeat_interleave(torch.arange(len(sizes)), batch_sizes)  # (N,) each row's step

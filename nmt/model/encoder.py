@@ -85,16 +85,9 @@ class Encoder(nn.Module):
 
     def _loop(self, packed: PackedSequence) -> tuple[PackedSequence, tuple[torch.Tensor, torch.Tensor]]:
         """``self.rnn(packed)`` through ``nmt.model.bilstm``: the same outputs and final states."""
-        rnn = self.rnn
-        layers = [
-            tuple(
-                getattr(rnn, f"{name}_l{k}{direction}")
-                for direction in ("", "_reverse")
-                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-            )
-            for k in range(self.layers)
-        ]
-        data, h, c = bilstm(packed.data, packed.batch_sizes, layers, rnn.dropout, self.training)
+        w = self.rnn.all_weights  # per layer, forward then reverse: [weight_ih, weight_hh, bias_ih, bias_hh]
+        layers = [tuple(w[2 * k] + w[2 * k + 1]) for k in range(self.layers)]
+        data, h, c = bilstm(packed.data, packed.batch_sizes, layers, self.rnn.dropout, self.training)
         order = packed.unsorted_indices  # final states in the batch's own order, as nn.LSTM gives them
         if order is not None:
             h, c = h.index_select(1, order), c.index_select(1, order)
