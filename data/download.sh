@@ -357,6 +357,12 @@ locate() {
     echo "$ROOT"
 }
 
+# not_found NAME: what locate tried, and what the user can do instead
+not_found() {
+    echo "no verified copy in $ROOT or $(cd "$HERE/.." && pwd)/../shared/data, and it could not be downloaded;" \
+        "set NMT_DATA_ROOT to a folder that holds $1/ (or run where the network reaches its source)"
+}
+
 # build_derived NAME SCRIPT: NAME built by data/SCRIPT from tatoeba_manythings_enja and
 # small_parallel_enja (wherever verified copies are), then verified like any download.
 build_derived() {
@@ -364,8 +370,8 @@ build_derived() {
     work="$WORK/$name"
     skip_if_ok "$name" && return 0
     need_python "$name"
-    tat=$(locate tatoeba_manythings_enja) || die "$name needs tatoeba_manythings_enja"
-    spe=$(locate small_parallel_enja) || die "$name needs small_parallel_enja"
+    tat=$(locate tatoeba_manythings_enja) || die "$name needs tatoeba_manythings_enja: $(not_found tatoeba_manythings_enja)"
+    spe=$(locate small_parallel_enja) || die "$name needs small_parallel_enja: $(not_found small_parallel_enja)"
     rm -rf "$work/out"
     "$PYTHON" "$HERE/$script" --tatoeba "$tat/tatoeba_manythings_enja" \
         --small-parallel "$spe/small_parallel_enja" "$work/out" || die "$script failed"

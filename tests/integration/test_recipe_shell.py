@@ -73,3 +73,30 @@ def test_a_recipe_log_file_keeps_everything_written_before_the_sweep(tmp_path: P
     assert lines[0] == "step 2000 | the training log so far"
     assert "best alpha: 0.8 (BLEU 30.10)" in lines and "best alpha: 1.2 (BLEU 31.00)" in lines
     assert lines[-1] == "after the choice"
+
+
+def test_a_corpus_neither_found_nor_downloadable_says_how_to_point_at_a_copy(tmp_path: Path) -> None:
+    """A clone with no ../shared/data beside it and no network: data/download.sh names where it
+    looked and NMT_DATA_ROOT, in its last line, and fails."""
+    repo = tmp_path / "clone"  # nothing at clone/../shared/data
+    (repo / "data").mkdir(parents=True)
+    for name in ("download.sh", "checksums.sha256"):
+        (repo / "data" / name).write_bytes((REPO / "data" / name).read_bytes())
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "curl").write_text("#!/usr/bin/env bash\nexit 6\n")  # "could not resolve host"
+    (bin_dir / "curl").chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "NMT_DATA_ROOT": str(tmp_path / "corpora"),
+        "TMPDIR": str(tmp_path),
+    }
+    proc = subprocess.run(
+        ["bash", str(repo / "data" / "download.sh"), "small_parallel_enja_raw"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("download.sh: error: small_parallel_enja_raw needs tatoeba_manythings_enja: ")
+    assert str(tmp_path / "corpora") in last and "set NMT_DATA_ROOT" in last
+    assert not (tmp_path / "corpora").exists()  # nothing half-made left behind
