@@ -88,7 +88,7 @@ def validate_model(m: ModelConfig) -> None:
 
 
 def validate_train(t: TrainConfig) -> None:
-    _above("train", t, 0, "lr")
+    _above("train", t, 0, "lr", "dist_timeout_min", "wait_timeout_min")
     _at_least("train", t, 1, "batch_size", "accum_steps", "valid_every", "log_every")
     _at_least("train", t, 0, "min_lr", "weight_decay", "clip_norm", "warmup_steps", "max_steps")
     _at_least("train", t, 0, "max_epochs", "max_time", "valid_max_sents", "patience", "keep_last")
@@ -171,7 +171,7 @@ def validate_lm(j: LmJob) -> None:
     t = j.train
     _at_least("train", t, 2, "seq_len", "vocab_size")
     _at_least("train", t, 1, "batch", "eval_every")
-    _above("train", t, 0, "lr")
+    _above("train", t, 0, "lr", "dist_timeout_min", "wait_timeout_min")
     _at_least("train", t, 0, "clip_norm", "max_time", "max_steps")
     _in("train", t, "valid_fraction", 0.0, 0.5)
     _at_least("", j, 0, "max_chars")

@@ -231,6 +231,8 @@ class TrainConfig:
     resume: bool = False  # continue from <run_dir>/checkpoints/last.pt
     sort_buckets: int = 0  # sentences per length-sorting window (0: the whole epoch)
     explicit_bptt: bool = True  # BPTT by hand where it applies (nmt.model.bptt, .bilstm); false: autograd
+    dist_timeout_min: float = 10.0  # torchrun: how long a collective waits for the other processes
+    wait_timeout_min: float = 1440.0  # ... and how long they wait for rank 0's own work (data, validation)
 
 
 @dataclass

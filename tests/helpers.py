@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import OmegaConf
 
 from nmt.config import DataConfig, ModelConfig, TrainJob
 from nmt.data.tokenizer import Tokenizer, train_sentencepiece
 from nmt.data.toy import make_pairs
+from nmt.model.io import load_checkpoint
 from nmt.model.seq2seq import Seq2Seq
 
 REPO = Path(__file__).resolve().parent.parent
@@ -132,3 +135,34 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[bytes], prog: str, o
     if only_line:
         assert lines == errors, text
     return errors[0]
+
+
+# wall-clock figures and the resident-set peak (page and allocator timing) differ between any two runs
+VOLATILE = {"time", "tok_s", "valid_seconds", "peak_mem_mib"}
+
+
+def records(run: Path) -> list[dict]:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k not in VOLATILE} for line in lines]
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Same final weights (bit for bit), metrics, checkpoint files, best checkpoint, summary."""
+    la, lb = load_checkpoint(a / "checkpoints/last.pt"), load_checkpoint(b / "checkpoints/last.pt")
+    assert la["state"]["step"] == lb["state"]["step"]
+    for name in la["model"]:
+        assert torch.equal(la["model"][name], lb["model"][name]), name
+    assert records(a) == records(b)
+    assert sorted(p.name for p in (a / "checkpoints").iterdir()) == sorted(
+        p.name for p in (b / "checkpoints").iterdir()
+    )
+    assert json.loads((a / "checkpoints/index.json").read_text()) == json.loads(
+        (b / "checkpoints/index.json").read_text()
+    )
+    assert (
+        load_checkpoint(a / "checkpoints/best.pt")["step"]
+        == load_checkpoint(b / "checkpoints/best.pt")["step"]
+    )
+    sa, sb = (json.loads((r / "summary.json").read_text()) for r in (a, b))
+    for key in ("steps", "epochs", "best_dev_bleu", "best_step", "target_tokens", "stop_reason"):
+        assert sa[key] == sb[key], key

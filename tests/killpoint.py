@@ -5,7 +5,10 @@
 POINT says where the process kills itself with SIGKILL (no cleanup of any kind runs), on the
 N-th time it gets there:
   step        inside an update, after the backward pass, before the optimizer step
+  sigint      the same place, but a SIGINT (Ctrl-C) instead: the update finishes, then training
+              validates, saves and stops
   validation  inside a validation, while it decodes the dev set
+  slow        not a kill: every validation sleeps N seconds (rank 0 validating alone for long)
   write       in the middle of writing a checkpoint file (half its bytes are on disk)
   commit      after last.pt is written, before best.pt and index.json follow it
   none        never
@@ -19,6 +22,7 @@ import io
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 
@@ -44,12 +48,15 @@ def install(point: str, n: int) -> None:
     from nmt.training.checkpoint import CheckpointKeeper
 
     hit = countdown(n)
-    if point == "step":
+    if point in ("step", "sigint"):
         step = trainer.clipped_step
 
         def die_in_update(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
             if hit():
-                die()
+                if point == "sigint":
+                    os.kill(os.getpid(), signal.SIGINT)
+                else:
+                    die()
             return step(*args, **kwargs)
 
         trainer.clipped_step = die_in_update
@@ -62,6 +69,14 @@ def install(point: str, n: int) -> None:
             return decode(*args, **kwargs)
 
         validation.decode_ids = decode_then_die
+    elif point == "slow":
+        decode = validation.decode_ids
+
+        def slow_decode(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            time.sleep(n)
+            return decode(*args, **kwargs)
+
+        validation.decode_ids = slow_decode
     elif point == "write":
         save = torch.save
 

@@ -1,9 +1,9 @@
 """Starting, resuming and committing a training run's checkpoints (a mixin of ``Trainer``).
 
 A run directory holds at most one run. ``train.resume=true`` continues it from ``last.pt``: the
-weights, the optimizer, the schedule, the data order, every process's random state and its log
-figures since the last log line, so the run ends with the same weights and metrics as if it had
-never stopped (on a CPU, bit for bit). What a killed run left half done is repaired first: the
+weights, the optimizer and the run's state (``nmt.training.state``: counters, schedule, data
+order, every process's random state and its log figures since the last log line), so the run
+ends with the same weights and metrics as if it had never stopped (on a CPU, bit for bit). What a killed run left half done is repaired first: the
 checkpoint record of ``last.pt`` is applied again (``CheckpointKeeper.apply``), step files it does
 not know are removed, and ``metrics.jsonl`` is cut back to what was written before that save.
 Without ``train.resume=true``, a run directory that already holds a run is refused.
@@ -13,21 +13,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import asdict
 from pathlib import Path
-
-import torch
 
 from nmt import NmtError
 from nmt.model.io import load_checkpoint, save_checkpoint
-from nmt.training.progress import Meter, fmt_time
+from nmt.training.progress import fmt_time
+from nmt.training.state import upgrade
 
 log = logging.getLogger(__name__)
 
 
 class Checkpointing:
     """Needs the ``Trainer`` attributes: cfg, tc, run_dir, dist, device, data, model, optimizer,
-    schedule, scaler, state, keeper, meter."""
+    state (``nmt.training.state.TrainState``: everything else a resume needs), keeper."""
 
     def commit(self, payload: dict, metric: float, is_best: bool, ranks: list, metrics_bytes: int) -> None:
         """Save a validation: the step file, then last.pt (the commit point), then the keeper's links."""
@@ -38,10 +36,7 @@ class Checkpointing:
                 {
                     **payload,
                     "optimizer": self.optimizer.state_dict(),
-                    "schedule": self.schedule.state_dict(),
-                    "scaler": self.scaler.state_dict(),
-                    "state": asdict(self.state),
-                    "ranks": ranks,
+                    "state": self.state.state_dict(ranks),
                     "keeper": record,
                     "metrics_bytes": metrics_bytes,
                 },
@@ -86,12 +81,7 @@ class Checkpointing:
                 "resume with the same model settings"
             ) from None
         self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.schedule.load_state_dict(ckpt["schedule"])
-        self.scaler.load_state_dict(ckpt["scaler"])
-        for k, v in ckpt["state"].items():
-            setattr(self.state, k, v)
-        self.state.stop_reason = ""
-        self._restore_rank(ckpt.get("ranks") or [ckpt["rng"]])
+        self.state.load_state_dict(upgrade(ckpt), self.dist.rank, self.dist.world, self.cfg.seed, self.device)
         if self.dist.main:
             record = ckpt.get("keeper") or {"index": self.keeper.index(), "best": None}
             self.keeper.apply(record)  # repairs a save that was killed before it finished
@@ -104,34 +94,6 @@ class Checkpointing:
             self.state.epoch,
             fmt_time(self.state.train_seconds),
         )
-
-    def _restore_rank(self, ranks: list[dict]) -> None:
-        """This process's random state and log figures (checkpoints of nmt 0.1 held rank 0's RNG only)."""
-        if len(ranks) != self.dist.world:
-            log.warning(
-                "resuming with %d processes, saved with %d: dropout streams re-seeded (the run goes on, "
-                "but not exactly as it would have)",
-                self.dist.world,
-                len(ranks),
-            )
-            torch.manual_seed(self.cfg.seed + 7919 * self.state.step + self.dist.rank)
-            return
-        mine = ranks[self.dist.rank]
-        rng = mine.get("rng", mine)
-        torch.set_rng_state(rng["torch"])
-        if self.device.type == "cuda" and rng.get("cuda") is not None:
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
-        if "meter" in mine:
-            self.meter = Meter.from_state(mine["meter"])
-
-
-def rank_state(device: torch.device, meter: Meter) -> dict:
-    """What differs between processes: the random state (CPU, and the GPU's if it trains on one),
-    and the log figures gathered since the last log line."""
-    rng = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        rng["cuda"] = torch.cuda.get_rng_state(device)
-    return {"rng": rng, "meter": meter.state()}
 
 
 def truncate(path: Path, size: int) -> None:

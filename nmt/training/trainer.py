@@ -19,7 +19,6 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,34 +39,19 @@ from nmt.runtime import (
     describe_precision,
     git_commit,
     hardware,
-    resolve_device,
     set_threads,
 )
 from nmt.training.checkpoint import CheckpointKeeper
 from nmt.training.distributed import init_distributed
 from nmt.training.optim import LRSchedule, build_optimizer, clipped_step
 from nmt.training.progress import Meter, Progress, StopSignal, fmt_time
-from nmt.training.resume import Checkpointing, rank_state
+from nmt.training.resume import Checkpointing
+from nmt.training.state import TrainState, epoch_generator
 from nmt.training.validation import dev_references, validate
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainState", "train", "validate"]
-
-
-@dataclass
-class TrainState:
-    step: int = 0  # updates done
-    epoch: int = 0  # epochs started
-    batch_in_epoch: int = 0  # batches of the current epoch consumed
-    epoch_rng: dict | None = None  # batch-order generator state at the start of the current epoch
-    best_metric: float = -math.inf  # dev BLEU (or -dev NLL without BLEU)
-    best_step: int = 0
-    bad_validations: int = 0
-    last_valid_step: int = -1
-    train_seconds: float = 0.0  # wall clock over all sessions, validations included
-    tokens: int = 0  # target tokens trained on
-    stop_reason: str = ""
+__all__ = ["train", "validate"]
 
 
 class Trainer(Checkpointing):
@@ -81,9 +65,8 @@ class Trainer(Checkpointing):
         validate_train(cfg.train)
         validate_search(cfg.search)
         self.cfg, self.tc, self.run_dir = cfg, cfg.train, run_dir
-        use_cuda = resolve_device(cfg.device).type == "cuda"
-        self.dist = init_distributed(use_cuda)
-        self.device = resolve_device(cfg.device, self.dist.local_rank)
+        self.dist = init_distributed(cfg.device, 60 * self.tc.dist_timeout_min, 60 * self.tc.wait_timeout_min)
+        self.device = self.dist.device
         set_threads(self.tc.num_threads)
         self.amp = autocast_dtype(self.tc.precision, self.device)
         torch.manual_seed(cfg.seed)
@@ -97,10 +80,10 @@ class Trainer(Checkpointing):
         self.model.encoder.explicit_bptt = self.model.decoder.explicit_bptt = self.tc.explicit_bptt
         torch.manual_seed(cfg.seed + self.dist.rank)  # dropout masks differ between processes
         self.optimizer = build_optimizer(self.model.parameters(), self.tc, self.device)
-        self.schedule = LRSchedule(self.optimizer, self.tc)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
-        self.state, self.rng = TrainState(), np.random.default_rng(cfg.seed)
-        self.meter = Meter()  # loss and gradient figures since the last log line (saved with last.pt)
+        self.state = TrainState(  # everything a resume needs besides weights and optimizer
+            LRSchedule(self.optimizer, self.tc),
+            torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16),
+        )
         self.keeper = CheckpointKeeper(run_dir / "checkpoints", self.tc.keep_last, self.tc.keep_best)
         self.cfg_dict = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True)
         if self.dist.main:
@@ -109,7 +92,7 @@ class Trainer(Checkpointing):
         self.ddp = self.model
         if self.dist.world > 1:
             self.ddp = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if use_cuda else None
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
         self.refs = dev_references(cfg, self.dev) if self.dist.main else []
         self.group = self.dist.world * self.tc.accum_steps  # batches per update
@@ -119,7 +102,7 @@ class Trainer(Checkpointing):
         data_dir = self.run_dir / "data"
         if self.dist.main:
             prepared = prepare(self.cfg.data, self.cfg.tokenizer, data_dir)
-        self.dist.barrier()
+        self.dist.wait_for_main()  # preparing a large corpus outlasts any collective's timeout
         return prepared if self.dist.main else load_prepared(data_dir)
 
     def describe(self) -> None:
@@ -147,19 +130,16 @@ class Trainer(Checkpointing):
         )
 
     def epoch_batches(self) -> list[np.ndarray]:
-        """This epoch's batches; regenerated from the saved generator state when resuming mid-epoch."""
+        """This epoch's batches (the same again when resuming in the middle of it)."""
         st = self.state
         if st.batch_in_epoch == 0:
             st.epoch += 1
-            st.epoch_rng = self.rng.bit_generator.state
-        else:
-            self.rng.bit_generator.state = st.epoch_rng
         batches = batch_indices(
             self.train_split.src_lens,
             self.train_split.tgt_lens,
             self.tc.batch_size,
             self.tc.batch_type.value == "tokens",
-            self.rng,
+            epoch_generator(self.cfg.seed, st.epoch),
             self.tc.sort_buckets,
         )
         if len(batches) < self.group:
@@ -168,27 +148,28 @@ class Trainer(Checkpointing):
             )
         return batches
 
-    def update(self, members: list[np.ndarray], meter: Meter) -> float:
+    def update(self, members: list[np.ndarray]) -> float:
         """One optimizer update over a group of batches (this process takes its share); returns the LR."""
         normalizer = sum(int(self.tgt_cost[idx].sum()) for idx in members)
         mine = members[self.dist.rank :: self.dist.world]
+        st = self.state
         for k, idx in enumerate(mine):
             b = make_batch(self.train_split, idx).to(self.device)
             sync = k == len(mine) - 1 or self.dist.world == 1  # DDP all-reduces on the last backward only
             with contextlib.nullcontext() if sync else self.ddp.no_sync(), autocast(self.device, self.amp):
                 loss, nll = self.ddp(b.src, b.src_lens, b.tgt_in, b.tgt_out, self.tc.label_smoothing)
-            self.scaler.scale(loss * (self.dist.world / normalizer)).backward()
-            meter.add(loss.detach(), nll, b.n_tgt_tokens)  # stays on the device until the next log line
-        lr = self.schedule.step(self.state.step + 1, self.progress())
-        norm = clipped_step(self.optimizer, self.scaler, self.tc.clip_norm)
+            st.scaler.scale(loss * (self.dist.world / normalizer)).backward()
+            st.meter.add(loss.detach(), nll, b.n_tgt_tokens)  # stays on the device until the next log line
+        lr = st.schedule.step(st.step + 1, self.progress())
+        norm = clipped_step(self.optimizer, st.scaler, self.tc.clip_norm)
         # skipped for a gradient that is not finite (with fp16, GradScaler skips such steps itself)
-        if not (math.isfinite(norm) or self.scaler.is_enabled()):
-            log.warning("step %d: gradient norm is %s; update skipped", self.state.step + 1, norm)
+        if not (math.isfinite(norm) or st.scaler.is_enabled()):
+            log.warning("step %d: gradient norm is %s; update skipped", st.step + 1, norm)
         self.optimizer.zero_grad(set_to_none=True)
-        self.state.step += 1
-        self.state.tokens += normalizer
-        meter.norms.append(norm)
-        meter.clipped += int(self.tc.clip_norm > 0 and norm > self.tc.clip_norm)
+        st.step += 1
+        st.tokens += normalizer
+        st.meter.norms.append(norm)
+        st.meter.clipped += int(self.tc.clip_norm > 0 and norm > self.tc.clip_norm)
         return lr
 
     def progress(self) -> float:
@@ -214,30 +195,41 @@ class Trainer(Checkpointing):
         return ""
 
     def validate_and_save(self, progress: Progress) -> None:
-        """Rank 0 validates; every rank applies the same verdict (best score, early-stopping count,
-        plateau cut of the learning rate); rank 0 commits the checkpoints (see checkpoint.py)."""
-        st = self.state
+        """Rank 0 validates and commits the checkpoints (see checkpoint.py) while the others wait
+        for it (``Dist.wait_for_main``: however long that takes); then every rank applies the same
+        verdict (best score, early-stopping count, plateau cut of the learning rate)."""
+        st, dist = self.state, self.dist
         st.last_valid_step = st.step
-        r = None
-        if self.dist.main:
-            r = validate(self.model, self.dev, self.refs, self.data.tgt_tok, self.cfg, self.device, self.amp)
-        mine = 0.0 if r is None else r["dev_bleu"] if self.tc.valid_bleu else -r["dev_nll"]
-        metric = self.dist.broadcast(mine)  # rank 0's
+        ranks = dist.gather(st.rank_state(self.device))  # every process's dropout stream and meter
+        metric = 0.0
+        if dist.main:
+            assert ranks is not None
+            metric = self._validate_and_commit(progress, ranks)
+        dist.wait_for_main()
+        metric = dist.broadcast(metric)  # rank 0's
+        if not dist.main:
+            self._verdict(metric)
+
+    def _verdict(self, metric: float) -> tuple[bool, bool]:
+        """Apply a validation's score: (is it the best so far, was the learning rate cut)."""
+        st = self.state
         is_best = metric > st.best_metric
         if is_best:
             st.best_metric, st.best_step, st.bad_validations = metric, st.step, 0
         else:
             st.bad_validations += 1
-        cut = self.schedule.on_validation(metric)
-        ranks = self.dist.gather(rank_state(self.device, self.meter))  # every rank's dropout stream
-        if not self.dist.main:
-            return
-        assert r is not None and ranks is not None
+        return is_best, st.schedule.on_validation(metric)
+
+    def _validate_and_commit(self, progress: Progress, ranks: list[dict]) -> float:
+        st = self.state
+        r = validate(self.model, self.dev, self.refs, self.data.tgt_tok, self.cfg, self.device, self.amp)
+        metric = r["dev_bleu"] if self.tc.valid_bleu else -r["dev_nll"]
+        is_best, cut = self._verdict(metric)
         if cut:
             log.info(
                 "no better dev score in %d validations: learning rate cut to %.2e",
                 self.tc.plateau_patience,
-                self.schedule.lr_at(st.step + 1),
+                st.schedule.lr_at(st.step + 1),
             )
         payload = {
             "model": self.model.state_dict(),
@@ -267,6 +259,7 @@ class Trainer(Checkpointing):
             r["valid_seconds"],
             r.get("example", "")[:80],
         )
+        return metric
 
     def run(self) -> dict:
         st, tc, dist = self.state, self.tc, self.dist
@@ -282,24 +275,24 @@ class Trainer(Checkpointing):
                     batches = self.epoch_batches()
                     updates = len(batches) // self.group
                     for u in range(st.batch_in_epoch // self.group, updates):
-                        lr = self.update(batches[u * self.group : (u + 1) * self.group], self.meter)
+                        lr = self.update(batches[u * self.group : (u + 1) * self.group])
                         epoch_end = u + 1 == updates
                         st.batch_in_epoch = 0 if epoch_end else (u + 1) * self.group  # 0: the next one starts
                         st.train_seconds = base_seconds + time.perf_counter() - session_start
                         progress.bar.update(1)
                         if st.step % tc.log_every == 0:
-                            m = self.meter
+                            m = st.meter
                             totals = dist.sum([float(m.loss), float(m.nll), float(m.tokens)])
                             progress.log_interval(
                                 m, totals, st.step, st.epoch, st.train_seconds, lr, updates, u
                             )
-                            self.meter = Meter()
+                            st.meter = Meter()
                         if st.step % tc.valid_every == 0:
                             self.validate_and_save(progress)
                             st.train_seconds = base_seconds + time.perf_counter() - session_start
-                            self.meter.start = time.perf_counter()  # throughput figures leave validation out
+                            st.meter.start = time.perf_counter()  # throughput figures leave validation out
                         reason = self.should_stop(stop.requested, epoch_end)
-                        if dist.any_rank(bool(reason), self.device):
+                        if dist.any_rank(bool(reason)):
                             st.stop_reason = reason or "another process stopped"
                             break
                 if st.last_valid_step != st.step:

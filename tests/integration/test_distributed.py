@@ -96,6 +96,16 @@ def test_processes_stay_one_model_through_learning_rate_cuts_and_a_resume(tmp_pa
         for name, w in whole[rank].items():
             assert torch.equal(split[rank][name], w), (rank, name)
     last = torch.load(tmp_path / "split/checkpoints/last.pt", weights_only=True)
-    assert len(last["ranks"]) == 2 and not torch.equal(
-        last["ranks"][0]["rng"]["torch"], last["ranks"][1]["rng"]["torch"]
-    )
+    ranks = last["state"]["ranks"]
+    assert len(ranks) == 2 and not torch.equal(ranks[0]["rng"]["torch"], ranks[1]["rng"]["torch"])
+
+
+def test_a_validation_longer_than_the_collective_timeout_does_not_stop_training(tmp_path: Path) -> None:
+    """Collectives time out after 1.2 s; rank 0 validates for 3 s, twice, while rank 1 waits."""
+    write_corpus(tmp_path / "slow" / "corpus", train=1500, dev=50, test=50)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    kill = str(REPO / "tests" / "killpoint.py")
+    args = [*PLATEAU, "run_dir=slow", "train.max_steps=6", "train.dist_timeout_min=0.02"]
+    _run([*torchrun, kill, "slow", "3", "--", *args], tmp_path)
+    log = (tmp_path / "slow/train.log").read_text()
+    assert "validation at step 6" in log and "done (max_steps=6)" in log

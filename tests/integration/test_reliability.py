@@ -12,10 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from nmt.model.io import load_checkpoint
-from tests.helpers import REPO, assert_one_line_error, run_cli, stderr_lines, toy_workdir
+from tests.helpers import REPO, assert_one_line_error, assert_same_run, run_cli, stderr_lines, toy_workdir
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +34,6 @@ ARGS = (
     "train.keep_last=1",
     "train.keep_best=1",
 )
-# wall-clock figures and the resident-set peak (page and allocator timing) differ between any two runs
-VOLATILE = {"time", "tok_s", "valid_seconds", "peak_mem_mib"}
 
 
 def train(cwd: Path, run_dir: str, *extra: str, point: str = "none", n: int = 0, preexec=None):  # noqa: ANN001, ANN201
@@ -47,39 +44,12 @@ def train(cwd: Path, run_dir: str, *extra: str, point: str = "none", n: int = 0,
     )
 
 
-def records(run: Path) -> list[dict]:
-    lines = (run / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(line).items() if k not in VOLATILE} for line in lines]
-
-
 def assert_clean(run: Path) -> None:
     """No temporary file anywhere, and every checkpoint loads."""
     ckpts = run / "checkpoints"
     assert not [p.name for p in ckpts.iterdir() if ".tmp" in p.name]
     for p in ckpts.glob("*.pt"):
         load_checkpoint(p)
-
-
-def assert_same_run(a: Path, b: Path) -> None:
-    """Same final weights (bit for bit), metrics, checkpoint files, best checkpoint, summary."""
-    la, lb = load_checkpoint(a / "checkpoints/last.pt"), load_checkpoint(b / "checkpoints/last.pt")
-    assert la["state"]["step"] == lb["state"]["step"]
-    for name in la["model"]:
-        assert torch.equal(la["model"][name], lb["model"][name]), name
-    assert records(a) == records(b)
-    assert sorted(p.name for p in (a / "checkpoints").iterdir()) == sorted(
-        p.name for p in (b / "checkpoints").iterdir()
-    )
-    assert json.loads((a / "checkpoints/index.json").read_text()) == json.loads(
-        (b / "checkpoints/index.json").read_text()
-    )
-    assert (
-        load_checkpoint(a / "checkpoints/best.pt")["step"]
-        == load_checkpoint(b / "checkpoints/best.pt")["step"]
-    )
-    sa, sb = (json.loads((r / "summary.json").read_text()) for r in (a, b))
-    for key in ("steps", "epochs", "best_dev_bleu", "best_step", "target_tokens", "stop_reason"):
-        assert sa[key] == sb[key], key
 
 
 @pytest.fixture(scope="module")

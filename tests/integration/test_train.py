@@ -71,7 +71,8 @@ def test_toy_model_learns_the_task(toy_run: ToyRun) -> None:
 
 def test_last_checkpoint_can_resume(toy_run: ToyRun) -> None:
     last = load_checkpoint(toy_run.run_dir / "checkpoints" / "last.pt")
-    assert {"optimizer", "schedule", "state", "ranks", "keeper", "spm", "config"} <= set(last)
+    assert {"optimizer", "state", "keeper", "spm", "config"} <= set(last)
+    assert {"schedule", "scaler", "ranks", "step", "epoch", "batch_in_epoch"} <= set(last["state"])
     assert last["state"]["step"] == 800
     assert last["config"]["model"]["emb_dim"] == 32
 
