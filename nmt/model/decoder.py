@@ -147,26 +147,45 @@ class Decoder(nn.Module):
 
     def loop_applies(self, pre: torch.Tensor, state: DecoderState) -> bool:
         """Whether teacher forcing runs as ``DecoderLoop`` (backpropagation through time by hand,
-        one autograd node) rather than autograd over ``step``: the same function, for input-feeding
-        Luong LSTM decoders with dot or general attention, on a CPU in float32 or float64, or under
-        bf16 autocast (products in bf16, the rest in float32); ``explicit_bptt = False`` keeps
-        autograd's loop everywhere."""
-        precision = (
-            torch.get_autocast_dtype("cpu") == torch.bfloat16
-            if torch.is_autocast_enabled("cpu")
-            else pre.dtype in (torch.float32, torch.float64)
-        )
+        one autograd node) rather than autograd over ``step``: see ``training_loop``."""
+        bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
         return (
-            self.explicit_bptt
-            and self.input_feeding
-            and not self.bahdanau
-            and self.attention.kind in ("dot", "general")
-            and all(type(cell) is LSTMCell for cell in self.cells)
-            and pre.device.type == "cpu"
-            and precision
+            not self.loop_missing(
+                pre.device, torch.bfloat16 if bf16 else pre.dtype, torch.is_autocast_enabled("cpu")
+            )
             and state.c is not None
             and not torch.compiler.is_compiling()
         )
+
+    def loop_missing(self, device: torch.device, dtype: torch.dtype, autocast: bool) -> str:
+        """Why ``DecoderLoop`` cannot train this decoder on ``device`` ("" when it can). It covers
+        input-feeding Luong LSTM decoders with dot or general attention, on a CPU in float32 or
+        float64, or under bf16 autocast (``dtype``: the products'; products in bf16, the rest in
+        float32); ``explicit_bptt = False`` keeps autograd's loop everywhere."""
+        kinds = {LSTMCell: "LSTM", GRUCell: "GRU", RNNCell: "RNN"}
+        cells = {kinds.get(type(cell), type(cell).__name__) for cell in self.cells}
+        if not self.explicit_bptt:
+            return "train.explicit_bptt=false"
+        if self.bahdanau or self.attention.kind not in ("dot", "general"):
+            return f"{'bahdanau' if self.bahdanau else 'luong_concat'} attention"
+        if not self.input_feeding:
+            return "no input feeding"
+        if cells != {"LSTM"}:
+            return f"{'/'.join(sorted(cells))} cells"
+        if device.type != "cpu":
+            return f"a {device.type} device"
+        if dtype not in ((torch.bfloat16,) if autocast else (torch.float32, torch.float64)):
+            return f"{str(dtype).removeprefix('torch.')}{' autocast' if autocast else ''}"
+        return ""
+
+    def training_loop(self, device: torch.device, dtype: torch.dtype, autocast: bool) -> str:
+        """How teacher forcing trains here, in words for the training log."""
+        if not self.input_feeding and not self.bahdanau:
+            return "one multi-layer RNN call over all steps (no input feeding)"
+        missing = self.loop_missing(device, dtype, autocast)
+        if not missing:
+            return "BPTT by hand (nmt.model.bptt.DecoderLoop)"
+        return f"autograd over the step loop ({missing}; the hand-written BPTT does not cover it)"
 
     def _forward_fused(
         self, tgt_in: torch.Tensor, state: DecoderState, mem: Memory, with_attention: bool

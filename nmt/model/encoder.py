@@ -75,13 +75,30 @@ class Encoder(nn.Module):
         being trained on a CPU in float32 or float64; ``explicit_bptt = False`` keeps ``nn.LSTM``.
         Without gradients (translating, validating) ``nn.LSTM`` runs, through oneDNN."""
         return (
-            self.explicit_bptt
-            and type(self.rnn) is nn.LSTM
-            and torch.is_grad_enabled()
-            and x.device.type == "cpu"
-            and x.dtype in (torch.float32, torch.float64)
+            torch.is_grad_enabled()
+            and not self.loop_missing(x.device, x.dtype)
             and not torch.compiler.is_compiling()
         )
+
+    def loop_missing(self, device: torch.device, dtype: torch.dtype) -> str:
+        """Why ``nmt.model.bilstm`` cannot train this encoder ("" when it can)."""
+        if not self.explicit_bptt:
+            return "train.explicit_bptt=false"
+        if type(self.rnn) is not nn.LSTM:
+            return f"{type(self.rnn).__name__.removeprefix('nn.')} cells"
+        if device.type != "cpu":
+            return f"a {device.type} device"
+        if dtype not in (torch.float32, torch.float64):
+            return str(dtype).removeprefix("torch.")
+        return ""
+
+    def training_loop(self, device: torch.device, dtype: torch.dtype) -> str:
+        """How the encoder trains here, in words for the training log."""
+        missing = self.loop_missing(device, dtype)
+        if not missing:
+            return "BPTT by hand (nmt.model.bilstm)"
+        where = "cuDNN" if device.type == "cuda" else "oneDNN" if device.type == "cpu" else device.type
+        return f"{type(self.rnn).__name__} through {where} ({missing})"
 
     def _loop(self, packed: PackedSequence) -> tuple[PackedSequence, tuple[torch.Tensor, torch.Tensor]]:
         """``self.rnn(packed)`` through ``nmt.model.bilstm``: the same outputs and final states."""

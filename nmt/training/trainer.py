@@ -128,6 +128,24 @@ class Trainer(Checkpointing):
             tc.batch_type.value,
             f" ({self.dist.world} processes x {tc.accum_steps} accumulated)" if self.group > 1 else "",
         )
+        self.describe_loops()
+
+    def describe_loops(self) -> None:
+        """Which loop trains each RNN, once: a decoder that falls back to autograd's step loop on
+        a CPU trains ~1.1-1.3x slower a step (docs/benchmarks.md), which a person should not
+        have to find out by profiling."""
+        enc, dec = self.model.encoder, self.model.decoder
+        dtype = next(self.model.parameters()).dtype
+        autocast = self.amp is not None
+        enc_loop = enc.training_loop(self.device, dtype)
+        dec_loop = dec.training_loop(self.device, self.amp or dtype, autocast)
+        cliff = self.device.type == "cpu" and dec_loop.startswith("autograd")
+        log.log(
+            logging.WARNING if cliff else logging.INFO,
+            "training loops: encoder: %s | decoder: %s",
+            enc_loop,
+            dec_loop,
+        )
 
     def epoch_batches(self) -> list[np.ndarray]:
         """This epoch's batches (the same again when resuming in the middle of it)."""

@@ -179,3 +179,40 @@ def test_bf16_autocast_loop_is_as_accurate_as_autocasts_own() -> None:
     worst_b, overall_b = error(grads_b)  # 1.2e-2 and 3.1e-3
     assert worst_b < 3e-2 and overall_b < 1.5e-2
     assert overall_b < 1.1 * overall_a
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(attention=Attention.luong_dot, dec_hidden=16, enc_hidden=8),
+        dict(attention=Attention.bahdanau),
+        dict(attention=Attention.luong_concat),
+        dict(cell=Cell.gru),
+        dict(feed=False),
+    ],
+    ids=["general", "dot", "bahdanau", "concat", "gru", "no-feeding"],
+)
+def test_the_training_log_names_the_loop_that_runs(kw: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``training_loop`` (the trainer logs it once) says BPTT by hand exactly when DecoderLoop runs,
+    and names what it lacks when autograd's step loop runs instead."""
+    calls = []
+    real = DecoderLoop.apply
+    monkeypatch.setattr(DecoderLoop, "apply", lambda *a: calls.append(1) or real(*a))
+    m = model(config(**kw)).train()
+    src, src_lens, tgt_in = data([4, 2], tgt_len=3)
+    m(src, src_lens, tgt_in, torch.roll(tgt_in, -1, 1), 0.1)[0].backward()
+    said = m.decoder.training_loop(torch.device("cpu"), torch.float32, autocast=False)
+    assert ("BPTT by hand" in said) == bool(calls), said
+    if "autograd" in said:
+        assert said.split("(")[1].split(";")[0] in {
+            "bahdanau attention",
+            "luong_concat attention",
+            "GRU cells",
+        }
+    assert m.decoder.training_loop(torch.device("cpu"), torch.bfloat16, autocast=True) == said
+    if calls:  # what the loop does not cover is named too
+        assert "float16 autocast" in m.decoder.training_loop(
+            torch.device("cpu"), torch.float16, autocast=True
+        )
+        assert "cuda device" in m.decoder.training_loop(torch.device("cuda"), torch.float32, autocast=False)
