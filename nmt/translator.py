@@ -266,43 +266,48 @@ class Translator:
                 keys=[first_lineno + k for k in todo],  # sampling follows the line number, not the batch
                 pool=self._decode_pool(),
             )
-            results = self._results([ids[k] for k in todo], [prepared[k] for k in todo], hyps)
+            picks = self._unk_picks([ids[k] for k in todo], hyps) if o.replace_unk else {}
+        searched = {k: i for i, k in enumerate(todo)}  # line -> its search
+        if dedupe:  # every copy of a line: the search of the first, its own words for unknown pieces
+            of_source = {tuple(ids[k]): i for i, k in enumerate(todo)}
+            searched = {k: of_source[tuple(seq)] for k, seq in enumerate(ids) if seq}
         out = [Translation("", None, None) for _ in lines]
-        for k, t in zip(todo, results):
-            out[k] = t
-        if dedupe:
-            done = {tuple(ids[k]): out[k] for k in todo}
-            out = [done[tuple(seq)] if seq else t for seq, t in zip(ids, out)]
+        for k, i in searched.items():
+            out[k] = self._result(ids[k], prepared[k], hyps[i], picks.get(i, {}))
         blank = len(lines) - sum(1 for seq in ids if seq)
         if on_batch is not None and blank:
             on_batch(blank)
         return out
 
-    def _results(
-        self, src_ids: list[list[int]], prepared: list[Prepared], hyps: list[list[Hypothesis]]
-    ) -> list[Translation]:
-        replacements = self._unk_replacements(src_ids, prepared, hyps) if self.options.replace_unk else {}
-        out = []
-        for i, (ids, sent) in enumerate(zip(src_ids, hyps)):
-            texts = [self._text(h.tokens, replacements.get((i, n))) for n, h in enumerate(sent)]
-            best = sent[0]
-            unknown = best.tokens.count(UNK)
-            t = Translation(
-                texts[0],
-                _num(best.score),
-                _num(best.log_prob),
-                [(s, _num(h.score), _num(h.log_prob)) for s, h in zip(texts, sent)],
-                unknown=unknown,
-                unknown_left=0 if self.options.replace_unk else unknown,
+    def _result(
+        self, src_ids: list[int], prepared: Prepared, sent: list[Hypothesis], picks: dict[int, list[int]]
+    ) -> Translation:
+        """One line's Translation from its n-best list; ``picks[n]``: the word of the line that
+        each unknown piece of hypothesis n becomes (an index into ``prepared.words``)."""
+        words = prepared.words
+        texts = [
+            self._text(
+                h.tokens, [words[w] if 0 <= w < len(words) else "" for w in picks[n]] if n in picks else None
             )
-            if self.options.with_attention:
-                t.src_pieces = self.src_tok.pieces(ids)
-                t.tgt_pieces = self.tgt_tok.pieces(best.tokens) + ["</s>"]
-                if best.attention is not None:
-                    att = best.attention[:, : len(ids)]  # (target pieces + EOS, source pieces), padding cut
-                    t.attention = [[round(float(x), 4) for x in row] for row in att.tolist()]
-            out.append(t)
-        return out
+            for n, h in enumerate(sent)
+        ]
+        best = sent[0]
+        unknown = best.tokens.count(UNK)
+        t = Translation(
+            texts[0],
+            _num(best.score),
+            _num(best.log_prob),
+            [(s, _num(h.score), _num(h.log_prob)) for s, h in zip(texts, sent)],
+            unknown=unknown,
+            unknown_left=0 if self.options.replace_unk else unknown,
+        )
+        if self.options.with_attention:
+            t.src_pieces = self.src_tok.pieces(src_ids)
+            t.tgt_pieces = self.tgt_tok.pieces(best.tokens) + ["</s>"]
+            if best.attention is not None:
+                att = best.attention[:, : len(src_ids)]  # (target pieces + EOS, source pieces), padding cut
+                t.attention = [[round(float(x), 4) for x in row] for row in att.tolist()]
+        return t
 
     def _text(self, tokens: list[int], words: list[str] | None) -> str:
         """Target ids to plain text; ``words``: what each unknown piece becomes (in order)."""
@@ -327,12 +332,13 @@ class Translator:
                 out += (" " if starts_word and out else "") + seg_text
         return out
 
-    def _unk_replacements(
-        self, src_ids: list[list[int]], prepared: list[Prepared], hyps: list[list[Hypothesis]]
-    ) -> dict[tuple[int, int], list[str]]:
-        """For every hypothesis with unknown pieces: the source word each one attends to most
-        (OpenNMT-py's replace_unk; the source piece's whole word, as typed). The attention comes
-        from the search when it was kept, else from teacher-forcing the hypothesis once more."""
+    def _unk_picks(
+        self, src_ids: list[list[int]], hyps: list[list[Hypothesis]]
+    ) -> dict[int, dict[int, list[int]]]:
+        """For every hypothesis (sentence i, rank n) with unknown pieces, ``out[i][n]``: the index of the source
+        word each one attends to most (OpenNMT-py's replace_unk, by whole words: the line's own
+        word, as typed, is copied in ``_result``). The attention comes from the search when it was
+        kept, else from teacher-forcing the hypothesis once more."""
         wanted = [(i, n) for i, sent in enumerate(hyps) for n, h in enumerate(sent) if UNK in h.tokens]
         if not wanted:
             return {}
@@ -341,19 +347,16 @@ class Translator:
             self.model, [src_ids[i] for i, _ in missing], [hyps[i][n].tokens for i, n in missing], self.device
         )
         attention = {key: att for key, (_, att) in zip(missing, forced)}
-        out = {}
+        out: dict[int, dict[int, list[int]]] = {}
         for i, n in wanted:
             h = hyps[i][n]
             att = attention.get((i, n), h.attention)  # (target pieces + EOS, source pieces)
-            words = prepared[i].words
             word_of = _word_index(self.src_tok.pieces(src_ids[i]))
-            picks = []
-            for t, tok in enumerate(h.tokens):
-                if tok == UNK:
-                    j = int(att[t, : len(src_ids[i])].argmax())
-                    w = word_of[j]
-                    picks.append(words[w] if 0 <= w < len(words) else "")
-            out[(i, n)] = picks
+            out.setdefault(i, {})[n] = [
+                word_of[int(att[t, : len(src_ids[i])].argmax())]
+                for t, tok in enumerate(h.tokens)
+                if tok == UNK
+            ]
         return out
 
     # ------------------------------------------------------------------ files

@@ -76,8 +76,10 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
             )
         with warnings.catch_warnings():  # PyTorch warns about pickle protocols of files it then refuses
             warnings.simplefilter("ignore")
-            # mmap: the tensors are read from the file as they are used, never copied twice
-            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            # Read whole into memory, never memory-mapped: a model mapped from its file would take
+            # new weights when the file is overwritten in place (cp, rsync --inplace) and die of
+            # SIGBUS when it is truncated. load_model assigns these tensors: one copy in memory.
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except NmtError:
         raise
     except OSError as e:

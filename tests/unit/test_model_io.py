@@ -302,3 +302,52 @@ def test_peek_gives_none_for_what_is_not_a_checkpoint(tmp_path: Path, content: b
     assert peek_config(tmp_path / "missing.pt") is None
     torch.save([1, 2], tmp_path / "list.pt")
     assert peek_config(tmp_path / "list.pt") is None
+
+
+# --------------------------------------------------------------------------- a file changed under a loaded model
+
+LIVE = """
+import sys, torch
+from pathlib import Path
+from nmt.api import load_translator
+from nmt.config import SearchConfig
+path, other, how = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+translator, _ = load_translator(path, torch.device("cpu"), SearchConfig(max_len_b=5))
+model = translator.model
+before = {k: v.clone() for k, v in model.state_dict().items()}
+lines = ["red cat big", "a b c d"]
+out = [t.score for t in translator.translate_detailed(lines)]
+if how == "overwrite":  # cp other path: the same inode, new bytes
+    with open(path, "r+b") as f:
+        f.write(other.read_bytes())
+else:  # truncated to nothing in place
+    with open(path, "r+b") as f:
+        f.truncate(0)
+again = [t.score for t in translator.translate_detailed(lines)]
+same = all(torch.equal(v, before[k]) for k, v in model.state_dict().items()) and out == again
+print("same" if same else "changed")
+"""
+
+
+@pytest.mark.parametrize("how", ["overwrite", "truncate"])
+def test_a_loaded_model_keeps_its_weights_when_its_file_changes(
+    tmp_path: Path, toy_tokenizers: tuple[Tokenizer, Tokenizer], how: str
+) -> None:
+    """A running translator or server keeps the model it loaded: overwriting the checkpoint in
+    place gives it no new weights, truncating it no SIGBUS (run in a process of its own)."""
+    src_tok, tgt_tok = toy_tokenizers
+    cfg = tiny_model_config(init_range=0.3)
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = Seq2Seq(cfg, len(src_tok), len(tgt_tok))
+        paths.append(tmp_path / f"m{seed}.pt")
+        save_checkpoint(paths[-1], checkpoint_payload(model, cfg, src_tok, tgt_tok))
+    proc = subprocess.run(
+        [sys.executable, "-c", LIVE, str(paths[0]), str(paths[1]), how],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["same"]

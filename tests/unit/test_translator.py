@@ -318,6 +318,22 @@ def test_the_copied_word_keeps_the_case_it_was_typed_in(toy_tokenizers: tuple) -
     assert t.text.startswith("Cat")
 
 
+def test_lines_that_differ_only_in_case_each_get_their_own_word(toy_tokenizers: tuple) -> None:
+    """After lowercasing the three lines are one source, searched once; each copies its own word."""
+    from nmt.config import DataConfig, Pretokenize, TextConfig
+    from nmt.data.text import TextProcessor
+
+    data = DataConfig(
+        name="x", corpus="x", src_text=TextConfig(pretokenize=Pretokenize.moses, lowercase=True)
+    )
+    tr = unk_translator(toy_tokenizers, "red cat big", 1)
+    tr.text = TextProcessor.from_data(data)
+    lines = ["Red Cat big", "red cat big", "", "RED CAT BIG", "Red Cat big"]
+    out = tr.translate_detailed(lines)
+    assert [t.text.split()[0] if t.text else "" for t in out] == ["Cat", "cat", "", "CAT", "Cat"]
+    assert out[0] is not out[4]  # the result of one line is never shared with another
+
+
 def test_search_attention_and_teacher_forced_attention_agree(model: Seq2Seq, toy_tokenizers: tuple) -> None:
     from nmt.search.forced import force
 
