@@ -154,9 +154,14 @@ def validate_translate(j: TranslateJob) -> None:
 
 def validate_serve(j: ServeJob) -> None:
     validate_search(j.search)
-    _at_least("", j, 1, "max_sentences", "max_input_len", "batch_words", "queue_limit")
-    _at_least("", j, 0, "wait_ms", "num_threads", "workers")
-    _above("", j, 0, "timeout_s")
+    _at_least("", j, 1, "max_sentences", "max_input_len", "batch_words", "queue_limit", "max_body_bytes")
+    _at_least("", j, 0, "wait_ms", "num_threads", "workers", "max_input_chars")
+    _above("", j, 0, "timeout_s", "body_timeout_s", "head_timeout_s")
+    if j.queue_limit < j.max_sentences:
+        raise NmtError(
+            f"queue_limit={j.queue_limit} is below max_sentences={j.max_sentences}: a request of "
+            "max_sentences would never fit in the queue (raise queue_limit or lower max_sentences)"
+        )
     _need(isinstance(j.port, int) and 0 <= j.port <= 65535, "port", j.port, "in [0, 65535]")
     if (j.ckpt is None) == (not j.models):
         raise NmtError("give ckpt=FILE (one model) or models=[{id: 100, ckpt: FILE}, ...], not both")
@@ -171,7 +176,7 @@ def validate_lm(j: LmJob) -> None:
     t = j.train
     _at_least("train", t, 2, "seq_len", "vocab_size")
     _at_least("train", t, 1, "batch", "eval_every")
-    _above("train", t, 0, "lr", "dist_timeout_min", "wait_timeout_min")
+    _above("train", t, 0, "lr")
     _at_least("train", t, 0, "clip_norm", "max_time", "max_steps")
     _in("train", t, "valid_fraction", 0.0, 0.5)
     _at_least("", j, 0, "max_chars")

@@ -355,6 +355,12 @@ class ServeJob:
     max_sentences: int = 256  # per request; more: 413
     max_input_len: int = 250  # source pieces per sentence; more: 400
     timeout_s: float = 30.0  # a request not answered within this: 504
+    max_body_bytes: int = 2_097_152  # a request's body; more: 413, refused before it is read whole
+    max_input_chars: int = (
+        0  # characters per sentence, checked before text processing (0: 64 x max_input_len)
+    )
+    body_timeout_s: float = 10.0  # a body not received within this: 408
+    head_timeout_s: float = 10.0  # a connection that sends no complete request head within this is closed
     replace_unk: bool = True
     keep_segmentation: bool = False
     precision: Precision = Precision.auto

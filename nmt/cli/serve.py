@@ -29,6 +29,7 @@ def task(cfg: ServeJob) -> None:
         import uvicorn
 
         from nmt.serve.app import Limits, Served, create_app
+        from nmt.serve.http import protocol_class
     except ImportError as e:
         raise NmtError(
             f"nmt-serve needs {e.name}: pip install 'nmt[serve]' (Starlette and uvicorn)"
@@ -52,7 +53,16 @@ def task(cfg: ServeJob) -> None:
     for model_id, ckpt in specs:
         translator, _ = load_translator(ckpt, device, cfg.search, options)
         served.append(Served(model_id, checkpoint_list(ckpt), translator))
-    limits = Limits(cfg.wait_ms, cfg.batch_words, cfg.queue_limit, cfg.max_sentences, cfg.timeout_s)
+    limits = Limits(
+        cfg.wait_ms,
+        cfg.batch_words,
+        cfg.queue_limit,
+        cfg.max_sentences,
+        cfg.timeout_s,
+        cfg.max_body_bytes,
+        cfg.max_input_chars or 64 * cfg.max_input_len,
+        cfg.body_timeout_s,
+    )
     app = create_app(served, limits)
     log.info(
         "nmt-serve: %d model(s) on http://%s:%d/translator (%s)",
@@ -62,7 +72,14 @@ def task(cfg: ServeJob) -> None:
         describe_precision(cfg.precision, device),
     )
     server = _server_class()(
-        uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level="warning", timeout_graceful_shutdown=60)
+        uvicorn.Config(
+            app,
+            host=cfg.host,
+            port=cfg.port,
+            http=protocol_class(cfg.head_timeout_s),
+            log_level="warning",
+            timeout_graceful_shutdown=60,
+        )
     )
     server.run()
     log.info("nmt-serve: stopped")

@@ -4,7 +4,8 @@ A request's sentences wait in a queue; a worker takes what arrived within a shor
 (``wait_ms``) up to a budget of source words, translates it in one call on the translation thread,
 and hands every request its own results. So throughput grows with concurrency (a batch of 64
 sentences costs little more than one on a CPU, less still on a GPU) while a lone request waits
-only the window. A full queue refuses new work at once (``QueueFull``: the server answers 503),
+only the window. A batch that fails is translated again request by request, so the requests that
+shared it with a failing sentence still get their own results. A full queue refuses new work at once (``QueueFull``: the server answers 503),
 and a request that gave up (its timeout) is dropped from the queue before it costs anything.
 """
 
@@ -67,33 +68,42 @@ class Batcher:
     async def run(self) -> None:
         """The worker: forever take a batch, translate it, answer its requests."""
         self.arrived = asyncio.Event()
-        loop = asyncio.get_running_loop()
         while True:
             await self.arrived.wait()
             self.arrived.clear()
             if self._queued_words() < self.batch_words:
                 await asyncio.sleep(self.wait_s)  # let the requests that arrive together join
             batch = self._take()
-            if not batch:
-                continue
-            lines = [s for job in batch for s in job.lines]
-            try:
-                results = await loop.run_in_executor(self.executor, self.translator.translate_detailed, lines)
-            except Exception as e:  # noqa: BLE001 - every waiting request learns of it
-                log.exception("translating a batch of %d sentences failed", len(lines))
+            if batch:
+                await self._serve(batch)
+            if self.queue:  # whatever happened to this batch, the next one goes on
+                self.arrived.set()
+
+    async def _serve(self, batch: list[_Job]) -> None:
+        """Translate a batch and answer each of its requests. If the batch fails, its requests
+        are translated again one by one, so that only the request that fails gets the error."""
+        lines = [s for job in batch for s in job.lines]
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(self.executor, self.translator.translate_detailed, lines)
+        except Exception as e:  # noqa: BLE001 - the requests learn of it, the server goes on
+            if len(batch) > 1:
+                log.warning("a batch of %d requests failed (%s): translating them one by one", len(batch), e)
                 for job in batch:
                     if not job.future.done():
-                        job.future.set_exception(e)
-                continue
-            self.batches += 1
-            self.sentences += len(lines)
-            start = 0
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_result(results[start : start + len(job.lines)])
-                start += len(job.lines)
-            if self.queue:
-                self.arrived.set()
+                        await self._serve([job])
+                return
+            log.exception("translating a request of %d sentences failed", len(lines))
+            if not batch[0].future.done():
+                batch[0].future.set_exception(e)
+            return
+        self.batches += 1
+        self.sentences += len(lines)
+        start = 0
+        for job in batch:
+            if not job.future.done():
+                job.future.set_result(results[start : start + len(job.lines)])
+            start += len(job.lines)
 
     def _queued_words(self) -> int:
         return sum(job.words for job in self.queue)

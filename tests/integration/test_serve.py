@@ -168,7 +168,7 @@ def test_concurrent_requests_are_translated_together(toy_run: ToyRun) -> None:
 
 
 def test_a_full_queue_answers_503_with_retry_after(toy_run: ToyRun) -> None:
-    with serving(toy_run, "wait_ms=500", "queue_limit=2") as s:
+    with serving(toy_run, "wait_ms=500", "queue_limit=2", "max_sentences=1") as s:
         results = []
 
         def send(k: int) -> None:
