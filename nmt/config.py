@@ -143,6 +143,30 @@ class TestSetConfig:
 
 
 @dataclass
+class CorpusConfig:
+    """One training corpus of several (``data.train_corpora``), mixed by ``weight``.
+
+    Unset fields (null) take the data group's value. Each corpus is read, cleaned and encoded on
+    its own, and its counts (read, kept, dropped by which filter, drawn per epoch) are logged and
+    go into the results card."""
+
+    name: str = MISSING  # in logs, counts and the prepared folder's name
+    corpus: str = MISSING  # folder under data.root holding <train>.<src_lang> and <train>.<tgt_lang>
+    train: str = "train"  # the files' prefix
+    weight: float = 1.0  # examples are drawn in proportion to the weights (OpenNMT-py's); a small
+    # corpus repeats as needed, a large one is subsampled (a different part every epoch)
+    src_text: TextConfig | None = None
+    tgt_text: TextConfig | None = None
+    processed: bool | None = None
+    max_train_pairs: int = 0
+    max_len: int | None = None
+    max_len_ratio: float | None = None
+    dedup: bool | None = None
+    drop_copies: bool | None = None
+    require_script: bool | None = None
+
+
+@dataclass
 class DataConfig:
     name: str = MISSING
     # Folder holding the corpora. "auto": $NMT_DATA_ROOT, else <repo>/data/corpora (where the
@@ -161,6 +185,16 @@ class DataConfig:
     max_len: int = 100  # training pairs with more pieces on either side are dropped
     max_len_ratio: float = 3.0  # ... or with a longer/shorter piece ratio above this
     max_train_pairs: int = 0  # use only the first N training pairs (0 = all); for CPU subsets
+    # Cleaning a crawl (training pairs only; each drop is counted): exact duplicate pairs after
+    # text processing (a 64-bit hash per pair kept, never the text), a source equal to its target,
+    # a target without a character of its language's script (ja: kana or kanji).
+    dedup: bool = False
+    drop_copies: bool = False
+    require_script: bool = False
+    # Several training corpora mixed by weight; empty: the one corpus above (data.corpus/data.train).
+    train_corpora: list[CorpusConfig] = field(default_factory=list)
+    epoch_pairs: int = 0  # pairs drawn from the corpora per epoch (0: all their kept pairs)
+    workers: int = 0  # processes preparing the text (0: the cores available to this process)
     test_sets: dict[str, TestSetConfig] = field(default_factory=dict)
 
 

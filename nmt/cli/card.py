@@ -127,6 +127,30 @@ def _examples(evals: list[dict], n: int) -> list[dict]:
     return []
 
 
+def _data_table(run_dir: Path, summary: dict) -> list[str]:
+    """Per training corpus: pairs read, kept, dropped by which filter, weight and draws an epoch
+    (from the prepared data's manifest and the training summary)."""
+    manifest_path = run_dir / "data" / "manifest.json"
+    if not manifest_path.is_file():
+        return []
+    corpora = json.loads(manifest_path.read_text()).get("corpora", {})
+    drawn = summary.get("corpora", {})
+    if not corpora:
+        return []
+    md = [
+        "| training corpus | read | kept | dropped | weight | drawn an epoch |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
+    for name, c in corpora.items():
+        dropped = ", ".join(f"{k} {v:,}" for k, v in c.get("dropped", {}).items() if v) or "none"
+        d = drawn.get(name, {})
+        md.append(
+            f"| {name} | {c.get('read', 0):,} | {c.get('kept', 0):,} | {dropped} | {d.get('weight', '-')} "
+            f"| {_num(d.get('drawn_per_epoch'), 0)} |"
+        )
+    return [*md, ""]
+
+
 def build_card(run_dir: Path, title: str, n_examples: int) -> tuple[str, dict]:
     summary = (
         json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
@@ -163,6 +187,7 @@ def build_card(run_dir: Path, title: str, n_examples: int) -> tuple[str, dict]:
             f"- **seed** {summary.get('seed')}, **git commit** `{summary.get('git_commit')}`",
             "",
         ]
+    md += _data_table(run_dir, summary)
     for e in sweeps:
         tried = ", ".join(f"α={r['alpha']}: {r['scores'][0]['score']:.2f}" for r in e["alpha_sweep"])
         md += [

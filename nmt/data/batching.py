@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from nmt.data.corpus import EncodedSplit
+from nmt.data.store import EncodedSplit, Pairs
 from nmt.data.tokenizer import BOS, EOS, PAD
 
 
@@ -63,35 +63,47 @@ def batch_indices(
     (a sentence longer than the budget gets a batch of its own); else it counts sentences.
     ``max_sents`` (> 0) caps the sentences of a token batch as well.
     ``sort_window``: sort within windows of this many shuffled sentences (0: the whole split), so
-    batches of very different lengths still mix between epochs on huge corpora.
+    batches of very different lengths still mix between epochs on huge corpora; a batch never
+    spans two windows. Works on the lengths alone (a few numpy operations a batch), so an epoch
+    of 21 million pairs is cut in seconds.
     """
     n = len(src_lens)
-    cost = src_lens if tgt_lens is None else np.maximum(src_lens, tgt_lens + 1)
+    cost = (
+        np.asarray(src_lens, dtype=np.int64)
+        if tgt_lens is None
+        else np.maximum(src_lens, tgt_lens.astype(np.int64) + 1)
+    )
     order = rng.permutation(n) if rng is not None else np.arange(n)
     window = sort_window if sort_window > 0 else max(n, 1)
-    chunks = []
+    batches: list[np.ndarray] = []
     for start in range(0, n, window):
         part = order[start : start + window]
-        # stable sort by cost: ties keep the shuffled order
-        chunks.append(part[np.argsort(cost[part], kind="stable")])
-    order = np.concatenate(chunks) if chunks else order
-
-    batches, start, longest = [], 0, 0
-    for i in range(n):
-        c = int(cost[order[i]])
-        longest_if_added = max(longest, c)
-        size = i - start + 1
-        full = size * longest_if_added > batch_size if by_tokens else size > batch_size
-        full = full or 0 < max_sents < size
-        if full and i > start:
-            batches.append(order[start:i])
-            start, longest_if_added = i, c
-        longest = longest_if_added
-    if start < n:
-        batches.append(order[start:n])
+        part = part[np.argsort(cost[part], kind="stable")]  # ties keep the shuffled order
+        batches += _cut(part, cost[part], batch_size, by_tokens, max_sents)
     if rng is not None:
         rng.shuffle(batches)
     return batches
+
+
+def _cut(
+    part: np.ndarray, cost: np.ndarray, budget: int, by_tokens: bool, max_sents: int
+) -> list[np.ndarray]:
+    """Cut indices sorted by ascending ``cost`` into consecutive batches, each as large as the
+    budget allows: with ascending costs a batch's padded size is its count times its last cost."""
+    n = len(part)
+    if not by_tokens:
+        size = min(budget, max_sents) if max_sents > 0 else budget
+        return [part[s : s + size] for s in range(0, n, size)]
+    cap = max_sents or n
+    out, s = [], 0
+    while s < n:
+        first = int(cost[s])
+        k = max(1, min(budget // first if first else n, cap, n - s))  # costs only grow: no more fit
+        fits = np.arange(1, k + 1) * cost[s : s + k] <= budget  # True, then False from where it is full
+        take = max(1, int(np.count_nonzero(fits)))
+        out.append(part[s : s + take])
+        s += take
+    return out
 
 
 def pad(seqs: list[np.ndarray], bos: bool = False, eos: bool = False) -> torch.Tensor:
@@ -108,7 +120,7 @@ def pad(seqs: list[np.ndarray], bos: bool = False, eos: bool = False) -> torch.T
     return torch.from_numpy(out)
 
 
-def make_batch(split: EncodedSplit, idx: np.ndarray, with_target: bool = True) -> Batch:
+def make_batch(split: EncodedSplit | Pairs, idx: np.ndarray, with_target: bool = True) -> Batch:
     """Collate the sentences ``idx`` of a split (any order) into a batch sorted by source length."""
     idx = idx[np.argsort(-split.src_lens[idx], kind="stable")]
     srcs = [split.src(i) for i in idx]

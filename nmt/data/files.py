@@ -1,14 +1,20 @@
 """Corpus files on disk: where they are (data roots, split paths) and reading them as text.
 
 Reading validates and stops at the first problem with a message naming the file and line
-(missing file, invalid UTF-8, unequal line counts of a parallel pair).
+(missing file, invalid UTF-8, unequal line counts of a parallel pair). A file too large to hold
+is read in pieces: ``line_chunks`` finds where every ``lines_per_chunk``-th line starts (a scan
+of the bytes, nothing decoded or kept), and ``read_chunk`` reads one piece as text, so that
+worker processes can each read their own part of a parallel corpus.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from nmt import NmtError
 from nmt.config import DataConfig, repo_root
@@ -107,3 +113,79 @@ def file_digest(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Lines ``first`` .. ``first + count - 1`` (0-based) of a parallel pair of files, as byte
+    ranges of each file."""
+
+    src: str
+    tgt: str
+    first: int
+    count: int
+    src_range: tuple[int, int]
+    tgt_range: tuple[int, int]
+
+
+def line_starts(path: Path, every: int, block: int = 1 << 24) -> tuple[list[int], int]:
+    """The byte offset where lines 0, every, 2*every, ... start, and the number of lines (an
+    unterminated last line counts, as in ``read_lines``): one pass over the bytes in blocks."""
+    if not path.is_file():
+        raise NmtError(f"{path}: file not found")
+    starts, lines, pos = [0], 0, 0
+    last = b"\n"
+    with open(path, "rb") as f:
+        if f.read(4) == b"\xef\xbb\xbf":  # a byte order mark alone is no line
+            return starts, 0
+        f.seek(0)
+        while data := f.read(block):
+            ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)  # positions of "\n"
+            # line l ends at ends[k] with l = lines + k; line l + 1 starts one byte later
+            want = np.arange(((lines // every) + 1) * every - 1, lines + len(ends), every) - lines
+            starts.extend(int(pos + ends[k] + 1) for k in want)
+            lines += len(ends)
+            pos += len(data)
+            last = data[-1:]
+    if pos > 0 and last != b"\n":
+        lines += 1  # the last line has no newline
+    while starts and starts[-1] >= pos and len(starts) > 1:
+        starts.pop()  # a chunk would start at the end of the file
+    return starts, lines
+
+
+def parallel_chunks(src: Path, tgt: Path, lines_per_chunk: int, limit: int = 0) -> tuple[list[Chunk], int]:
+    """A parallel pair of files cut into chunks of ``lines_per_chunk`` lines (the first ``limit``
+    lines only, if > 0), and the number of lines used; unequal line counts are an NmtError
+    naming both files."""
+    s_starts, s_lines = line_starts(src, lines_per_chunk)
+    t_starts, t_lines = line_starts(tgt, lines_per_chunk)
+    if s_lines != t_lines:
+        raise NmtError(f"line counts differ: {src} has {s_lines} lines, {tgt} has {t_lines} lines")
+    n = min(s_lines, limit) if limit > 0 else s_lines
+    s_size, t_size = src.stat().st_size, tgt.stat().st_size
+    chunks = []
+    for k, first in enumerate(range(0, n, lines_per_chunk)):
+        count = min(lines_per_chunk, n - first)
+        s_end = s_starts[k + 1] if k + 1 < len(s_starts) else s_size
+        t_end = t_starts[k + 1] if k + 1 < len(t_starts) else t_size
+        chunks.append(Chunk(str(src), str(tgt), first, count, (s_starts[k], s_end), (t_starts[k], t_end)))
+    return chunks, n
+
+
+def read_chunk(path: str, byte_range: tuple[int, int], first: int, count: int) -> list[str]:
+    """The ``count`` lines of a chunk as text (the treatment of ``read_lines``: a byte order mark
+    at the start of the file and a trailing "\r" removed); invalid UTF-8 is an NmtError naming
+    the file, line and column."""
+    start, end = byte_range
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(end - start)
+    if start == 0 and data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    raw = data.split(b"\n")[:count]
+    try:
+        lines = data.decode("utf-8").split("\n")[:count]
+    except UnicodeDecodeError:
+        lines = [decode_utf8_line(line, path, first + k + 1) for k, line in enumerate(raw)]
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]

@@ -85,9 +85,9 @@ class Tokenizer:
     def __len__(self) -> int:
         return self.sp.get_piece_size()
 
-    def encode(self, lines: list[str]) -> list[list[int]]:
-        """Lines to piece ids (no BOS/EOS added)."""
-        return self.sp.encode(lines, out_type=int, num_threads=os.cpu_count() or 1)
+    def encode(self, lines: list[str], threads: int = 0) -> list[list[int]]:
+        """Lines to piece ids (no BOS/EOS added), on ``threads`` threads (0: one per core)."""
+        return self.sp.encode(lines, out_type=int, num_threads=threads or os.cpu_count() or 1)
 
     def decode(self, ids: list[list[int]]) -> list[str]:
         """Piece ids to text; special symbols are dropped. No line break of any kind (\\n, \\r,

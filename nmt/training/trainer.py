@@ -30,7 +30,8 @@ from nmt import NmtError
 from nmt.checks import validate_data, validate_model, validate_search, validate_tokenizer, validate_train
 from nmt.config import TrainJob, describe
 from nmt.data.batching import batch_indices, make_batch
-from nmt.data.corpus import Prepared, load_prepared, prepare
+from nmt.data.corpus import Prepared, corpus_weights, load_prepared, prepare
+from nmt.data.mixing import Mixture
 from nmt.model.seq2seq import build_model, count_parameters
 from nmt.runlock import RunLock
 from nmt.runtime import (
@@ -72,6 +73,7 @@ class Trainer(Checkpointing):
         torch.manual_seed(cfg.seed)
         self.data = self._prepared()
         self.train_split, self.dev = self.data.splits["train"], self.data.splits["dev"]
+        self.mixture = Mixture(self.data.corpora, corpus_weights(cfg.data), cfg.data.epoch_pairs, cfg.seed)
         if len(self.train_split) == 0:
             raise NmtError(
                 "no training pairs left after filtering (check data.max_len and data.max_len_ratio)"
@@ -96,7 +98,6 @@ class Trainer(Checkpointing):
             )
         self.refs = dev_references(cfg, self.dev) if self.dist.main else []
         self.group = self.dist.world * self.tc.accum_steps  # batches per update
-        self.tgt_cost = self.train_split.tgt_lens + 1  # target tokens with EOS, per pair
 
     def _prepared(self) -> Prepared:
         data_dir = self.run_dir / "data"
@@ -128,6 +129,9 @@ class Trainer(Checkpointing):
             tc.batch_type.value,
             f" ({self.dist.world} processes x {tc.accum_steps} accumulated)" if self.group > 1 else "",
         )
+        if len(self.mixture.names) > 1 or not self.mixture.plain:
+            for line in self.mixture.describe():
+                log.info("corpus %s", line)
         self.describe_loops()
 
     def describe_loops(self) -> None:
@@ -148,18 +152,23 @@ class Trainer(Checkpointing):
         )
 
     def epoch_batches(self) -> list[np.ndarray]:
-        """This epoch's batches (the same again when resuming in the middle of it)."""
+        """This epoch's batches of pair indices (the same again when resuming in the middle of it):
+        the pairs the mixture draws for the epoch, cut into batches in an order of its own."""
         st = self.state
         if st.batch_in_epoch == 0:
             st.epoch += 1
+        drawn = self.mixture.epoch(st.epoch)  # None: every pair once
+        src_lens, tgt_lens = self.train_split.src_lens, self.train_split.tgt_lens
         batches = batch_indices(
-            self.train_split.src_lens,
-            self.train_split.tgt_lens,
+            src_lens if drawn is None else src_lens[drawn],
+            tgt_lens if drawn is None else tgt_lens[drawn],
             self.tc.batch_size,
             self.tc.batch_type.value == "tokens",
             epoch_generator(self.cfg.seed, st.epoch),
             self.tc.sort_buckets,
         )
+        if drawn is not None:
+            batches = [drawn[b] for b in batches]
         if len(batches) < self.group:
             raise NmtError(
                 f"the training set makes {len(batches)} batches, fewer than one update needs ({self.group})"
@@ -168,7 +177,8 @@ class Trainer(Checkpointing):
 
     def update(self, members: list[np.ndarray]) -> float:
         """One optimizer update over a group of batches (this process takes its share); returns the LR."""
-        normalizer = sum(int(self.tgt_cost[idx].sum()) for idx in members)
+        tgt_lens = self.train_split.tgt_lens
+        normalizer = sum(int(tgt_lens[idx].sum()) + len(idx) for idx in members)  # target tokens with EOS
         mine = members[self.dist.rank :: self.dist.world]
         st = self.state
         for k, idx in enumerate(mine):
@@ -338,6 +348,15 @@ class Trainer(Checkpointing):
             "git_commit": git_commit(),
             "parameters": count_parameters(self.model),
             "processes": self.dist.world,
+            "corpora": {
+                name: {"pairs": int(size), "weight": w, "drawn_per_epoch": int(n)}
+                for name, size, n, w in zip(
+                    self.mixture.names,
+                    self.mixture.sizes,
+                    self.mixture.draws,
+                    corpus_weights(self.cfg.data).values(),
+                )
+            },
         }
         if self.dist.main:
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -278,13 +278,14 @@ def test_repetitive_corpora_train(tmp_path: Path, kind: str) -> None:
 def test_corpus_with_bom_and_crlf_prepares_like_the_clean_one(tmp_path: Path) -> None:
     cwd = toy_workdir(tmp_path, train=200, dev=10, test=10)
     assert prepare(cwd).returncode == 0
-    clean = (cwd / "runs/toy/data/train.npz").read_bytes()
+    arrays = ("src.ids", "tgt.ids", "src.lens", "tgt.lens", "lines")
+    clean = [(cwd / "runs/toy/data/train/part-00000" / a).read_bytes() for a in arrays]
     for side in ("src", "tgt"):
         f = corpus(cwd, "train", side)
         f.write_bytes(b"\xef\xbb\xbf" + f.read_bytes().replace(b"\n", b"\r\n"))
     proc = prepare(cwd, "run_dir=runs/crlf", "data.root=runs/toy/corpus")
     assert proc.returncode == 0, proc.stderr.decode()
-    assert (cwd / "runs/crlf/data/train.npz").read_bytes() == clean
+    assert [(cwd / "runs/crlf/data/train/part-00000" / a).read_bytes() for a in arrays] == clean
 
 
 # --------------------------------------------------------------------------- damaged and foreign checkpoints

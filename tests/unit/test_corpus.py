@@ -6,12 +6,11 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from nmt import NmtError
 from nmt.config import DataConfig, SpmModel, TokenizerConfig
-from nmt.data.corpus import EncodedSplit, load_prepared, prepare
+from nmt.data.corpus import load_prepared, prepare
 from nmt.data.files import read_lines, read_parallel, resolve_data_root, split_paths
 from nmt.data.tokenizer import UNK
 
@@ -99,28 +98,6 @@ def test_resolve_data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert resolve_data_root("auto") == tmp_path
 
 
-# --------------------------------------------------------------------------- EncodedSplit
-
-
-def test_encoded_split_round_trip(tmp_path: Path) -> None:
-    split = EncodedSplit.from_lists([[5, 6, 7], [8], [9, 10]], [[11], [12, 13], []], [0, 2, 5])
-    assert len(split) == 3
-    assert split.src_lens.tolist() == [3, 1, 2] and split.tgt_lens.tolist() == [1, 2, 0]
-    assert split.src(0).tolist() == [5, 6, 7] and split.tgt(1).tolist() == [12, 13]
-    split.save(tmp_path / "s.npz")
-    loaded = EncodedSplit.load(tmp_path / "s.npz")
-    for name in ("src_ids", "src_offsets", "tgt_ids", "tgt_offsets", "lines"):
-        np.testing.assert_array_equal(getattr(loaded, name), getattr(split, name))
-    assert loaded.src_ids.dtype == np.int32 and loaded.lines.tolist() == [0, 2, 5]
-    assert not list(tmp_path.glob("*.tmp*"))
-
-
-def test_encoded_split_of_nothing(tmp_path: Path) -> None:
-    split = EncodedSplit.from_lists([], [], [])
-    split.save(tmp_path / "e.npz")
-    assert len(EncodedSplit.load(tmp_path / "e.npz")) == 0
-
-
 # --------------------------------------------------------------------------- prepare
 
 WORDS = [
@@ -201,9 +178,12 @@ def test_prepared_ids_decode_to_the_original_lines(tmp_path: Path) -> None:
 def test_prepare_writes_the_files_the_trainer_loads(tmp_path: Path) -> None:
     out = tmp_path / "out"
     prepare(make_corpus(tmp_path / "corpora"), WORD_TOK, out)
-    for name in ("manifest.json", "spm.src.model", "spm.tgt.model", "train.npz", "dev.npz", "test.npz"):
+    for name in ("manifest.json", "spm.src.model", "spm.tgt.model", "train/meta.json", "dev/meta.json"):
         assert (out / name).is_file(), name
-    assert not list(out.glob("spm_input*")) and not list(out.glob("*.tmp*"))
+    assert (out / "test/part-00000/src.ids").is_file()
+    assert (
+        not list(out.glob("spm_input*")) and not list(out.glob("*.tmp*")) and not list(out.glob("*.partial"))
+    )
     again = load_prepared(out)
     assert len(again.splits["train"]) == 20
 
@@ -213,24 +193,29 @@ def test_load_prepared_without_prepare_is_an_error(tmp_path: Path) -> None:
         load_prepared(tmp_path)
 
 
-def npz_mtimes(out: Path) -> dict[str, int]:
-    return {p.name: p.stat().st_mtime_ns for p in sorted(out.glob("*.npz"))}
+def part_mtimes(out: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in sorted(out.glob("*/part-*/*"))}
 
 
 def test_second_prepare_reuses_the_cache(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     data, out = make_corpus(tmp_path / "corpora"), tmp_path / "out"
     prepare(data, WORD_TOK, out)
-    before = npz_mtimes(out)
+    before = part_mtimes(out)
     caplog.set_level(logging.INFO, logger="nmt")
     p = prepare(data, WORD_TOK, out)
-    assert npz_mtimes(out) == before
+    assert part_mtimes(out) == before
     assert "reusing" in caplog.text
     assert len(p.splits["train"]) == 20
 
 
 @pytest.mark.parametrize(
     "damage",
-    ["delete train.npz", "truncate dev.npz", "delete spm.src.model"],
+    [
+        "delete train/part-00000/src.ids",
+        "truncate dev/part-00000/tgt.ids",
+        "delete spm.src.model",
+        "delete dev/meta.json",
+    ],
 )
 def test_damaged_cache_is_prepared_again(tmp_path: Path, damage: str) -> None:
     data, out = make_corpus(tmp_path / "corpora"), tmp_path / "out"
