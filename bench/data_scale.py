@@ -8,8 +8,9 @@ For each size it runs, in fresh processes:
 1. ``nmt-prepare experiment=en_ja_kyoto_cpu`` on it (SentencePiece trained on a fixed sample,
    ``--spm-sample`` pairs, so that only reading and encoding grow with N): wall time, pairs/s,
    the peak resident memory of the main process (VmHWM), the peak of the whole process tree
-   (sampled every 0.2 s: main process, worker processes, SentencePiece's process), SentencePiece's
-   own training time and peak (reported by it), and bytes on disk per pair;
+   (sampled every 0.2 s: main process, worker processes, SentencePiece's process) with and
+   without the phase where SentencePiece trains, SentencePiece's own training time and peak
+   (reported by it), and bytes on disk per pair;
 2. ``nmt-train`` for ``--train-steps`` updates on what was prepared (then stopped: the final
    validation is not part of the measure): the start-up (from the start to the first update,
    less that update's own time) and the training process's peak memory.
@@ -64,10 +65,12 @@ def make_corpus(data: Path, out: Path, n: int) -> Path:
 
 
 class Watch:
-    """Peak memory of a process (VmHWM, read until it exits) and of its whole tree (sampled)."""
+    """Peak memory of a process (VmHWM, read until it exits) and of its whole tree (sampled),
+    the latter by phase (``phase`` is set by the reader of the process's log)."""
 
     def __init__(self, proc: subprocess.Popen) -> None:
         self.proc, self.main_mib, self.tree_mib = proc, 0.0, 0.0
+        self.phase, self.by_phase = "start", {}
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -82,14 +85,21 @@ class Watch:
                     for line in f:
                         if line.startswith("VmHWM:"):
                             self.main_mib = max(self.main_mib, int(line.split()[1]) / 1024)
-                tree = p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))
-                self.tree_mib = max(self.tree_mib, tree / 2**20)
+                tree = (
+                    p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))
+                ) / 2**20
+                self.tree_mib = max(self.tree_mib, tree)
+                self.by_phase[self.phase] = max(self.by_phase.get(self.phase, 0.0), tree)
             except (psutil.NoSuchProcess, FileNotFoundError, ProcessLookupError):
                 pass
             time.sleep(0.2)
 
     def join(self) -> None:
         self.thread.join()
+
+
+# log lines that start a phase of nmt-prepare
+PHASES = {"SentencePiece sample:": "sentencepiece", "SentencePiece trained": "encoding"}
 
 
 def run(cmd: list[str], env: dict, log: Path, cwd: Path, kill_at: str | None = None) -> dict:
@@ -107,6 +117,9 @@ def run(cmd: list[str], env: dict, log: Path, cwd: Path, kill_at: str | None = N
         for line in proc.stderr:
             f.write(line)
             lines.append((time.perf_counter() - t0, line))
+            for marker, phase in PHASES.items():
+                if marker in line:
+                    watch.phase = phase
             if kill_at and kill_at in line:
                 time.sleep(0.3)  # a last memory reading
                 proc.kill()
@@ -172,6 +185,9 @@ def measure(
         "pairs_per_second": round(n / prep["seconds"]),
         "prepare_main_peak_mib": round(prep["main_mib"]),
         "prepare_tree_peak_mib": round(prep["tree_mib"]),
+        "prepare_tree_peak_outside_spm_mib": round(
+            max(v for k, v in prep["phases"].items() if k != "sentencepiece") if prep["phases"] else 0
+        ),
         "spm_train_seconds": spm.get("train_seconds"),
         "spm_peak_mib": spm.get("peak_rss_mib"),
         "disk_bytes_per_pair": round(disk_bytes(run_dir / "data") / n, 1),
@@ -216,7 +232,8 @@ def main() -> None:
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     cols = [
         ("code", "code"), ("pairs", "pairs"), ("prepare_seconds", "prepare s"), ("pairs_per_second", "pairs/s"),
-        ("prepare_main_peak_mib", "main peak MiB"), ("prepare_tree_peak_mib", "all processes MiB"),
+        ("prepare_main_peak_mib", "main peak MiB"), ("prepare_tree_peak_outside_spm_mib", "all processes but SPM's, MiB"),
+        ("prepare_tree_peak_mib", "all processes MiB"),
         ("spm_train_seconds", "SPM s"), ("spm_peak_mib", "SPM MiB"), ("disk_bytes_per_pair", "disk B/pair"),
         ("train_startup_seconds", "train start-up s"), ("train_main_peak_mib", "train peak MiB"),
     ]  # fmt: skip

@@ -68,21 +68,43 @@ def batch_indices(
     of 21 million pairs is cut in seconds.
     """
     n = len(src_lens)
-    cost = (
-        np.asarray(src_lens, dtype=np.int64)
-        if tgt_lens is None
-        else np.maximum(src_lens, tgt_lens.astype(np.int64) + 1)
-    )
-    order = rng.permutation(n) if rng is not None else np.arange(n)
+    cost = _cost(src_lens, tgt_lens)
+    order = np.arange(n, dtype=np.int32 if n < 1 << 31 else np.int64)
+    if rng is not None:
+        rng.shuffle(order)  # the permutation rng.permutation(n) gives, in half the memory
     window = sort_window if sort_window > 0 else max(n, 1)
     batches: list[np.ndarray] = []
     for start in range(0, n, window):
-        part = order[start : start + window]
-        part = part[np.argsort(cost[part], kind="stable")]  # ties keep the shuffled order
-        batches += _cut(part, cost[part], batch_size, by_tokens, max_sents)
+        part, costs = _sort_by(order[start : start + window], cost)
+        batches += _cut(part, costs, batch_size, by_tokens, max_sents)
     if rng is not None:
         rng.shuffle(batches)
     return batches
+
+
+def _cost(src_lens: np.ndarray, tgt_lens: np.ndarray | None) -> np.ndarray:
+    """Each pair's padded size in a batch, max(src_len, tgt_len + 1), in uint16 where it fits."""
+    src = np.asarray(src_lens)
+    top = int(src.max()) if len(src) else 0
+    if tgt_lens is not None and len(tgt_lens):
+        top = max(top, int(np.max(tgt_lens)) + 1)
+    dtype = np.uint16 if top < 1 << 16 else np.int64
+    if tgt_lens is None:
+        return src.astype(dtype, copy=False)
+    return np.maximum(src.astype(dtype, copy=False), np.asarray(tgt_lens).astype(dtype) + 1)
+
+
+def _sort_by(part: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``part`` sorted stably by cost (ties keep the shuffled order), and the sorted costs. Costs
+    are small integers, so this is a counting sort: no int64 index array of the whole epoch."""
+    costs = cost[part]
+    counts = np.bincount(costs)
+    values = np.flatnonzero(counts)
+    if len(values) > 4096:  # many distinct costs: a plain sort is as good
+        k = np.argsort(costs, kind="stable")
+        return part[k], costs[k]
+    ordered = np.concatenate([part[costs == v] for v in values]) if len(values) else part
+    return ordered, np.repeat(values.astype(costs.dtype), counts[values])
 
 
 def _cut(

@@ -188,6 +188,7 @@ class Trainer(Checkpointing):
                 loss, nll = self.ddp(b.src, b.src_lens, b.tgt_in, b.tgt_out, self.tc.label_smoothing)
             st.scaler.scale(loss * (self.dist.world / normalizer)).backward()
             st.meter.add(loss.detach(), nll, b.n_tgt_tokens)  # stays on the device until the next log line
+        self.train_split.release()  # the file pages of this update's sentences: in the batches now
         lr = st.schedule.step(st.step + 1, self.progress())
         norm = clipped_step(self.optimizer, st.scaler, self.tc.clip_norm)
         # skipped for a gradient that is not finite (with fp16, GradScaler skips such steps itself)
