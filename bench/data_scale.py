@@ -133,6 +133,7 @@ def run(cmd: list[str], env: dict, log: Path, cwd: Path, kill_at: str | None = N
         "lines": lines,
         "main_mib": watch.main_mib,
         "tree_mib": watch.tree_mib,
+        "phases": watch.by_phase,
     }
 
 
