@@ -104,11 +104,10 @@ class Part(EncodedSplit):
             _map(folder / "lines", np.int64, n),
         )
         self.meta = meta
-        self._read = [
-            a.base.obj for a in (self.src_ids, self.tgt_ids, src_offsets, tgt_offsets) if a.base is not None
-        ]
         self._src_lens = _map(folder / "src.lens", meta["lens_dtype"], n)
         self._tgt_lens = _map(folder / "tgt.lens", meta["lens_dtype"], n)
+        maps = (self.src_ids, self.tgt_ids, src_offsets, tgt_offsets, self._src_lens, self._tgt_lens)
+        self._read = [a.base.obj for a in maps if a.base is not None]  # released after each update
         self.hashes = _map(folder / "hashes", np.uint64, n) if meta.get("hashes") else None
 
     @property

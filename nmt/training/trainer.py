@@ -169,6 +169,7 @@ class Trainer(Checkpointing):
         )
         if drawn is not None:
             batches = [drawn[b] for b in batches]
+        self.train_split.release()  # the length files' pages, read whole just now
         if len(batches) < self.group:
             raise NmtError(
                 f"the training set makes {len(batches)} batches, fewer than one update needs ({self.group})"
