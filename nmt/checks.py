@@ -92,7 +92,17 @@ def validate_train(t: TrainConfig) -> None:
     _at_least("train", t, 1, "batch_size", "accum_steps", "valid_every", "log_every")
     _at_least("train", t, 0, "min_lr", "weight_decay", "clip_norm", "warmup_steps", "max_steps")
     _at_least("train", t, 0, "max_epochs", "max_time", "valid_max_sents", "patience", "keep_last")
-    _at_least("train", t, 0, "keep_best", "num_threads", "sort_buckets", "plateau_patience")
+    _at_least(
+        "train",
+        t,
+        0,
+        "keep_best",
+        "num_threads",
+        "sort_buckets",
+        "plateau_patience",
+        "max_shapes",
+        "shape_multiple",
+    )
     _in("train", t, "label_smoothing", 0.0, 1.0)
     _in("train", t, "momentum", 0.0, 1.0)
     _in("train", t, "decay_fraction", 0.0, 1.0, closed_high=True)

@@ -264,6 +264,10 @@ class TrainConfig:
     num_threads: int = 0  # CPU intra-op threads (0: PyTorch's default)
     resume: bool = False  # continue from <run_dir>/checkpoints/last.pt
     sort_buckets: int = 0  # sentences per length-sorting window (0: the whole epoch)
+    # bf16 on a CPU: lengths padded to the smallest multiple (1, 2, 4, 8, 16) that keeps an epoch's
+    # distinct batch shapes within max_shapes, each shape's oneDNN kernels compiled once (0: no bound)
+    max_shapes: int = 32
+    shape_multiple: int = 0  # > 0: pad lengths to this multiple, whatever the device and precision
     explicit_bptt: bool = True  # BPTT by hand where it applies (nmt.model.bptt, .bilstm); false: autograd
     dist_timeout_min: float = 10.0  # torchrun: how long a collective waits for the other processes
     wait_timeout_min: float = 1440.0  # ... and how long they wait for rank 0's own work (data, validation)

@@ -8,11 +8,16 @@ import ctypes
 import os
 import sys
 
-# oneDNN primitives kept per cache (bound_kernel_caches), chosen by measurement (docs/benchmarks.md,
-# 2026-12-01): training meets new shapes at every batch, and 8 runs as fast as 32 on varied data
-# with memory below fp32's (32: 4-7 % above it); decoding reuses the shapes of earlier batches
-# and runs 8-19 % slower at 32
-KERNEL_CACHE_TRAIN = 8
+# oneDNN primitives kept per cache (bound_kernel_caches), by construction: a training step on
+# one batch shape looks up at most PRIMITIVES_PER_SHAPE primitives (55-57 with the recipes'
+# models; tests/unit/test_kernel_cache.py checks the bound), and the trainer pads lengths so
+# that an epoch makes at most TRAIN_SHAPES shapes (train.max_shapes), so the cache holds every
+# kernel of the steady state on any CPU. A cache smaller than one step's set (8, the earlier
+# setting) re-created kernels at every step: a third of bf16's speed on an Intel CPU with AMX
+# (issue 35). Memory follows the kernels actually made, ~0.5 MiB each, not the capacity.
+PRIMITIVES_PER_SHAPE = 64
+TRAIN_SHAPES = 32
+KERNEL_CACHE_TRAIN = PRIMITIVES_PER_SHAPE * TRAIN_SHAPES
 KERNEL_CACHE_DECODE = 256
 
 
@@ -35,18 +40,34 @@ def tune_allocator() -> bool:
         return False
 
 
+_CACHE_VARS = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
+
+
+def kernel_cache_capacity() -> int:
+    """The oneDNN primitive cache's capacity as set in the environment (1,024: oneDNN's default)."""
+    try:
+        return int(os.environ.get(_CACHE_VARS[0], "1024"))
+    except ValueError:
+        return 1024
+
+
+def raise_kernel_caches(capacity: int) -> None:
+    """Raise both caches to ``capacity``: oneDNN and ideep read the setting when they make their
+    first primitive, so this holds if no oneDNN product has run yet in the process."""
+    for var in _CACHE_VARS:
+        os.environ[var] = str(capacity)
+
+
 def bound_kernel_caches(capacity: int = KERNEL_CACHE_DECODE) -> None:
-    """Cap the number of oneDNN kernels kept for reuse (call before the first bf16 product).
+    """Set how many oneDNN kernels are kept for reuse (call before the first bf16 product).
 
     On a CPU, bf16 products run as oneDNN primitives, each JIT-compiled for one exact shape and
     cached for reuse, by oneDNN (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``) and by PyTorch's ideep layer
-    (``LRU_CACHE_CAPACITY``), up to 1,024 of each by default. Each costs about 0.7 MiB, and a
-    training run with length-bucketed batches meets thousands of shapes (every batch size times
-    every source length), so bf16 training memory grew by up to 1 GiB over fp32's
-    (docs/benchmarks.md, 2026-12-01). Compiling a kernel takes ~0.2 ms, so a small cap costs
-    little speed: in training 8 is as fast as 32 (the same products at every decoder step).
-    Values already in the environment win. Has no effect once oneDNN has created its first
-    primitive.
+    (``LRU_CACHE_CAPACITY``), up to 1,024 of each by default. Each kernel kept costs about
+    0.5-0.7 MiB, so what bounds memory is the set of shapes a process meets (the trainer bounds
+    it, see KERNEL_CACHE_TRAIN); the capacity only has to hold that set, or kernels are compiled
+    again and again (0.2 ms to several ms each, depending on the CPU). Values already in the
+    environment win. Has no effect once oneDNN has created its first primitive.
     """
-    for var in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
+    for var in _CACHE_VARS:
         os.environ.setdefault(var, str(max(capacity, 1)))  # ideep's cache cannot be 0

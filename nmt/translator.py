@@ -29,9 +29,10 @@ from nmt.data.batching import batch_indices, pad
 from nmt.data.files import decode_utf8_line
 from nmt.data.text import Prepared, TextProcessor
 from nmt.data.tokenizer import UNK, Tokenizer
-from nmt.runtime import DecodePool, autocast, autocast_dtype, plan_workers
+from nmt.runtime import DecodePool, autocast, autocast_dtype, describe_precision, plan_workers
 from nmt.search import Hypothesis, SearchModel, search
 from nmt.search.forced import force
+from nmt.search.precision import PROBE_MAX_SENTENCES, PROBE_SOURCE_LEN, Choice, choose
 
 if TYPE_CHECKING:
     from nmt.textio import FileStats
@@ -69,6 +70,12 @@ class Options:
     compile: bool = False  # torch.compile the decoder step (nmt/model/capture.py)
     workers: int = 0  # CPU: batches decoded side by side (0: auto, 1: one at a time); see plan_workers
     # (ignored with compile=true: a compiled step stays on one thread)
+
+
+def _has_parameters(model: SearchModel) -> bool:
+    """Whether a model has weights, so its arithmetic can be timed (a test's stand-in has none)."""
+    params = getattr(model, "parameters", None)
+    return callable(params) and next(iter(params()), None) is not None
 
 
 def decode_ids(
@@ -139,12 +146,13 @@ class Translator:
         self.text = text
         self._pool: DecodePool | None = None  # started by the first translation
         self._pool_planned = False
+        self._precision: Choice | None = None  # decided by the first translation (or describe_precision)
 
     def _decode_pool(self) -> DecodePool | None:
         """The workers of ``options.workers`` (none for one worker, or a compiled step)."""
         if not self._pool_planned:
             self._pool_planned = True
-            amp = autocast_dtype(self.options.precision, self.device) is not None
+            amp = self.precision().dtype is not None
             workers, threads = plan_workers(self.options.workers, self.device, amp)
             if workers > 1 and not self.options.compile:
                 self._pool = DecodePool(workers, threads)
@@ -168,10 +176,31 @@ class Translator:
         self.close()
 
     def autocast(self):  # noqa: ANN201
-        """The autocast context of ``options.precision`` (none for an int8 model)."""
-        if self.options.quantize == Quantize.int8:
-            return autocast(self.device, None)
-        return autocast(self.device, autocast_dtype(self.options.precision, self.device))
+        """The autocast context decoding runs in (``precision``)."""
+        return autocast(self.device, self.precision().dtype)
+
+    def precision(self) -> Choice:
+        """The arithmetic decoding uses, decided once: none for an int8 model; for
+        ``precision=auto`` on a CPU with native bf16, whichever of bf16 and float32 runs this
+        model's decoder step faster at the rows of this translator's batches
+        (``nmt.search.precision``); otherwise as ``options.precision`` says."""
+        if self._precision is None:
+            o = self.options
+            if o.quantize == Quantize.int8:
+                self._precision = Choice(None, "int8 (quantize=int8)")
+            elif o.precision != Precision.auto or o.compile or not _has_parameters(self.model):
+                self._precision = Choice(
+                    autocast_dtype(o.precision, self.device), describe_precision(o.precision, self.device)
+                )
+            else:
+                beam = self.cfg.beam_size if self.cfg.method.value == "beam" else 1
+                per_batch = max(1, o.batch_size // (beam * PROBE_SOURCE_LEN))  # sentences a batch holds
+                sentences = min(o.max_sentences or PROBE_MAX_SENTENCES, per_batch, PROBE_MAX_SENTENCES)
+                c = choose(self.model, self.device, sentences, beam)
+                used = "fp32" if c.dtype is None else str(c.dtype).replace("torch.", "") + " autocast"
+                self._precision = Choice(c.dtype, f"{used} (precision=auto: {c.why})")
+                log.info("decoding in %s", self._precision.why)
+        return self._precision
 
     # ------------------------------------------------------------------ input
 
@@ -253,20 +282,23 @@ class Translator:
                 on_batch(sum(copies[tuple(ids[todo[i]])] for i in positions) if dedupe else len(positions))
 
         o = self.options
-        with self.autocast():
-            hyps = decode_ids(
-                self.model,
-                [ids[k] for k in todo],
-                self.cfg,
-                self.device,
-                o.batch_size,
-                o.with_attention,
-                progress,
-                o.max_sentences,
-                keys=[first_lineno + k for k in todo],  # sampling follows the line number, not the batch
-                pool=self._decode_pool(),
-            )
-            picks = self._unk_picks([ids[k] for k in todo], hyps) if o.replace_unk else {}
+        hyps: list[list[Hypothesis]] = []
+        picks: dict = {}
+        if todo:  # (only blank lines: no model, no probe of its precision)
+            with self.autocast():
+                hyps = decode_ids(
+                    self.model,
+                    [ids[k] for k in todo],
+                    self.cfg,
+                    self.device,
+                    o.batch_size,
+                    o.with_attention,
+                    progress,
+                    o.max_sentences,
+                    keys=[first_lineno + k for k in todo],  # sampling follows the line number, not the batch
+                    pool=self._decode_pool(),
+                )
+                picks = self._unk_picks([ids[k] for k in todo], hyps) if o.replace_unk else {}
         searched = {k: i for i, k in enumerate(todo)}  # line -> its search
         if dedupe:  # every copy of a line: the search of the first, its own words for unknown pieces
             of_source = {tuple(ids[k]): i for i, k in enumerate(todo)}

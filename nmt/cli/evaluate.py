@@ -15,7 +15,7 @@ from nmt.cli.common import hydra_cli
 from nmt.config import EvaluateJob, LengthPenalty, SearchConfig, SearchMethod, TestSetConfig
 from nmt.data.files import data_path, read_lines, read_parallel
 from nmt.metrics import Score, score_all, strip_spaces
-from nmt.runtime import describe_precision, hardware, resolve_device, set_threads
+from nmt.runtime import hardware, resolve_device, set_threads
 from nmt.translator import Options, Translator
 
 log = logging.getLogger(__name__)
@@ -55,9 +55,7 @@ def evaluate_checkpoint(cfg: EvaluateJob) -> dict:
         workers=cfg.workers,
     )
     translator, ckpt = load_translator(cfg.ckpt, device, cfg.search, options)
-    how = (
-        "int8 (quantize=int8)" if cfg.quantize.value == "int8" else describe_precision(cfg.precision, device)
-    )
+    how = translator.precision().why
     lang = cfg.lang or ckpt["config"]["data"]["tgt_lang"]
     if cfg.src or cfg.ref:
         if not (cfg.src and cfg.ref):

@@ -35,7 +35,7 @@ def task(cfg: ServeJob) -> None:
             f"nmt-serve needs {e.name}: pip install 'nmt[serve]' (Starlette and uvicorn)"
         ) from None
     from nmt.api import checkpoint_list, load_translator
-    from nmt.runtime import describe_precision, resolve_device, set_threads
+    from nmt.runtime import resolve_device, set_threads
     from nmt.translator import Options
 
     device = resolve_device(cfg.device)
@@ -69,7 +69,7 @@ def task(cfg: ServeJob) -> None:
         len(served),
         cfg.host,
         cfg.port,
-        describe_precision(cfg.precision, device),
+        served[0].translator.precision().why,
     )
     server = _server_class()(
         uvicorn.Config(

@@ -63,7 +63,7 @@ def task(cfg: TranslateJob) -> None:
     prefetch_text_tools(cfg.ckpt, cfg.processed, cfg.keep_segmentation)
     # torch from here on (most of the start-up)
     from nmt.api import load_translator
-    from nmt.runtime import describe_precision, resolve_device, set_threads
+    from nmt.runtime import resolve_device, set_threads
     from nmt.translator import Options
 
     device = resolve_device(cfg.device)
@@ -83,10 +83,7 @@ def task(cfg: TranslateJob) -> None:
         workers=cfg.workers,
     )
     translator, _ = load_translator(cfg.ckpt, device, cfg.search, options)
-    log.debug(
-        "decoding: %s",
-        "int8 (quantize=int8)" if cfg.quantize.value == "int8" else describe_precision(cfg.precision, device),
-    )
+    log.debug("decoding: %s", translator.precision().why)
     is_interactive = (
         cfg.interactive if cfg.interactive is not None else cfg.input == "-" and sys.stdin.isatty()
     )

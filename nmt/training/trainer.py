@@ -29,7 +29,7 @@ import nmt
 from nmt import NmtError
 from nmt.checks import validate_data, validate_model, validate_search, validate_tokenizer, validate_train
 from nmt.config import TrainJob, describe
-from nmt.data.batching import batch_indices, make_batch
+from nmt.data.batching import batch_indices, batch_shapes, bounded_multiple, make_batch
 from nmt.data.corpus import Prepared, corpus_weights, load_prepared, prepare
 from nmt.data.mixing import Mixture
 from nmt.model.seq2seq import build_model, count_parameters
@@ -42,6 +42,7 @@ from nmt.runtime import (
     hardware,
     set_threads,
 )
+from nmt.startup import PRIMITIVES_PER_SHAPE, kernel_cache_capacity, raise_kernel_caches
 from nmt.training.checkpoint import CheckpointKeeper
 from nmt.training.distributed import init_distributed
 from nmt.training.optim import LRSchedule, build_optimizer, clipped_step
@@ -78,6 +79,7 @@ class Trainer(Checkpointing):
             raise NmtError(
                 "no training pairs left after filtering (check data.max_len and data.max_len_ratio)"
             )
+        self.multiple, self.shapes = self._shape_multiple()
         self.model = build_model(cfg.model, len(self.data.src_tok), len(self.data.tgt_tok)).to(self.device)
         self.model.encoder.explicit_bptt = self.model.decoder.explicit_bptt = self.tc.explicit_bptt
         torch.manual_seed(cfg.seed + self.dist.rank)  # dropout masks differ between processes
@@ -106,6 +108,51 @@ class Trainer(Checkpointing):
         self.dist.wait_for_main()  # preparing a large corpus outlasts any collective's timeout
         return prepared if self.dist.main else load_prepared(data_dir)
 
+    def _shape_multiple(self) -> tuple[int, int]:
+        """(length multiple, distinct batch shapes of the first epoch) for this run.
+
+        Where products run as oneDNN primitives compiled per shape and cached (autocast on a CPU),
+        every distinct batch shape costs a set of kernels, so the lengths are padded to the
+        smallest multiple that keeps an epoch's shapes within ``train.max_shapes``, the number the
+        kernel cache is sized to hold (``nmt.startup.KERNEL_CACHE_TRAIN``). Elsewhere (float32 on
+        a CPU, GPUs) there is nothing to bound and no padding is added. ``train.shape_multiple``
+        > 0 fixes the multiple. Depends only on the data and the configuration, so a resumed run
+        gets the same batches.
+        """
+        tc = self.tc
+        drawn = self.mixture.epoch(1)
+        src, tgt = self.train_split.src_lens, self.train_split.tgt_lens
+        if drawn is not None:
+            src, tgt = src[drawn], tgt[drawn]
+
+        def cut(m: int) -> list[np.ndarray]:
+            return self._cut(src, tgt, 1, m)
+
+        if tc.shape_multiple > 0:
+            m = tc.shape_multiple
+            shapes = len(batch_shapes(src, tgt, cut(m), m))
+        elif self.device.type == "cpu" and self.amp is not None and tc.max_shapes > 0:
+            m, shapes = bounded_multiple(src, tgt, tc.max_shapes, cut)
+        else:
+            m, shapes = 1, len(batch_shapes(src, tgt, cut(1), 1))
+        self.train_split.release()
+        need = PRIMITIVES_PER_SHAPE * max(shapes, tc.max_shapes)
+        if self.device.type == "cpu" and self.amp is not None and kernel_cache_capacity() < need:
+            raise_kernel_caches(need)  # read by oneDNN when it makes its first primitive
+        return m, shapes
+
+    def _cut(self, src: np.ndarray, tgt: np.ndarray, epoch: int, multiple: int) -> list[np.ndarray]:
+        """An epoch's batches of positions in (src, tgt), lengths counted up to ``multiple``."""
+        return batch_indices(
+            src,
+            tgt,
+            self.tc.batch_size,
+            self.tc.batch_type.value == "tokens",
+            epoch_generator(self.cfg.seed, epoch),
+            self.tc.sort_buckets,
+            multiple=multiple,
+        )
+
     def describe(self) -> None:
         if not self.dist.main:
             return
@@ -133,6 +180,12 @@ class Trainer(Checkpointing):
             for line in self.mixture.describe():
                 log.info("corpus %s", line)
         self.describe_loops()
+        log.info(
+            "batch shapes: %d distinct (sentences, source, target) in the first epoch, lengths padded to a multiple of %d%s",
+            self.shapes,
+            self.multiple,
+            f" | oneDNN kernel cache {kernel_cache_capacity()}" if self.device.type == "cpu" else "",
+        )
 
     def describe_loops(self) -> None:
         """Which loop trains each RNN, once: the hand-written loops made a CPU step 1.08-1.10x
@@ -159,13 +212,11 @@ class Trainer(Checkpointing):
             st.epoch += 1
         drawn = self.mixture.epoch(st.epoch)  # None: every pair once
         src_lens, tgt_lens = self.train_split.src_lens, self.train_split.tgt_lens
-        batches = batch_indices(
+        batches = self._cut(
             src_lens if drawn is None else src_lens[drawn],
             tgt_lens if drawn is None else tgt_lens[drawn],
-            self.tc.batch_size,
-            self.tc.batch_type.value == "tokens",
-            epoch_generator(self.cfg.seed, st.epoch),
-            self.tc.sort_buckets,
+            st.epoch,
+            self.multiple,
         )
         if drawn is not None:
             batches = [drawn[b] for b in batches]
@@ -183,7 +234,7 @@ class Trainer(Checkpointing):
         mine = members[self.dist.rank :: self.dist.world]
         st = self.state
         for k, idx in enumerate(mine):
-            b = make_batch(self.train_split, idx).to(self.device)
+            b = make_batch(self.train_split, idx, multiple=self.multiple).to(self.device)
             sync = k == len(mine) - 1 or self.dist.world == 1  # DDP all-reduces on the last backward only
             with contextlib.nullcontext() if sync else self.ddp.no_sync(), autocast(self.device, self.amp):
                 loss, nll = self.ddp(b.src, b.src_lens, b.tgt_in, b.tgt_out, self.tc.label_smoothing)
@@ -252,7 +303,9 @@ class Trainer(Checkpointing):
 
     def _validate_and_commit(self, progress: Progress, ranks: list[dict]) -> float:
         st = self.state
-        r = validate(self.model, self.dev, self.refs, self.data.tgt_tok, self.cfg, self.device, self.amp)
+        r = validate(
+            self.model, self.dev, self.refs, self.data.tgt_tok, self.cfg, self.device, self.amp, self.multiple
+        )
         metric = r["dev_bleu"] if self.tc.valid_bleu else -r["dev_nll"]
         is_best, cut = self._verdict(metric)
         if cut:

@@ -34,19 +34,24 @@ def validate(
     cfg: TrainJob,
     device: torch.device,
     amp: torch.dtype | None,
+    multiple: int = 1,
 ) -> dict:
     """Dev NLL per target piece, perplexity, and greedy BLEU of the first valid_max_sents sentences.
 
     BLEU uses ``-tok none`` when the corpus is pre-segmented (data.segmented), else the target
-    language's tokenizer (ja-mecab for Japanese).
+    language's tokenizer (ja-mecab for Japanese). ``multiple``: the training batches' length
+    multiple (``Trainer._shape_multiple``), so the dev loss adds few batch shapes. On a CPU the
+    greedy decoding runs in float32 whatever ``amp`` is: its batches shrink as sentences finish,
+    and under bf16 every row count would compile (and keep) oneDNN kernels of its own, up to the
+    training cache's capacity; float32 products run in MKL, which keeps none.
     """
     t0 = time.perf_counter()
     was_training = model.training
     model.eval()
     nll, tokens = 0.0, 0
     by_tokens = cfg.train.batch_type.value == "tokens"
-    for idx in batch_indices(dev.src_lens, dev.tgt_lens, cfg.train.batch_size, by_tokens):
-        b = make_batch(dev, idx).to(device)
+    for idx in batch_indices(dev.src_lens, dev.tgt_lens, cfg.train.batch_size, by_tokens, multiple=multiple):
+        b = make_batch(dev, idx, multiple=multiple).to(device)
         with autocast(device, amp):
             nll += float(model(b.src, b.src_lens, b.tgt_in, b.tgt_out)[1])
         tokens += b.n_tgt_tokens
@@ -61,7 +66,7 @@ def validate(
         tokens = cfg.train.batch_size if by_tokens else 1 << 30  # sentence batches: no token bound
         sents = 0 if by_tokens else cfg.train.batch_size
         src = [dev.src(i) for i in range(n)]
-        with autocast(device, amp):
+        with autocast(device, amp if device.type != "cpu" else None):
             hyps = decode_ids(model, src, greedy, device, tokens, max_sentences=sents)
         texts = tgt_tok.decode([h[0].tokens for h in hyps])
         tok = "none" if cfg.data.segmented else default_tokenize(cfg.data.tgt_lang)

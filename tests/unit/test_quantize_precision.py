@@ -107,3 +107,96 @@ def test_the_decoder_step_can_be_captured_in_one_graph() -> None:
         got = search(captured, src, lens, c)
         assert [h[0].tokens for h in got] == [h[0].tokens for h in want]
         assert [h[0].score for h in got] == pytest.approx([h[0].score for h in want], abs=1e-5)
+
+
+# ----------------------------------------------------------------------------- decoding's auto
+
+
+def _timer(times: dict) -> object:
+    """A stand-in for step_seconds: fixed seconds per dtype, and a record of the calls."""
+    calls = []
+
+    def timer(
+        model: object, dtype: torch.dtype | None, sentences: int, beam: int, device: torch.device
+    ) -> float:
+        calls.append((dtype, sentences, beam))
+        return times[dtype]
+
+    timer.calls = calls
+    return timer
+
+
+@pytest.mark.parametrize(
+    ("bf16_ms", "want"),
+    [(0.5, torch.bfloat16), (0.88, torch.bfloat16), (0.95, None), (1.4, None)],
+)
+def test_auto_decodes_in_bf16_only_where_it_is_clearly_faster(
+    monkeypatch: pytest.MonkeyPatch, bf16_ms: float, want: torch.dtype | None
+) -> None:
+    from nmt.search import precision as pr
+
+    monkeypatch.setattr(pr, "native_bf16", lambda device: "AVX512-BF16")
+    timer = _timer({None: 1e-3, torch.bfloat16: bf16_ms * 1e-3})
+    c = pr.choose(tiny(), CPU, 8, 5, timer=timer)
+    assert c.dtype == want
+    assert "decoder step at 40 rows: bf16" in c.why and "fp32 1.00 ms" in c.why
+    assert {call[0] for call in timer.calls} == {None, torch.bfloat16}  # both timed, at 8 x 5 rows
+    assert all(call[1:] == (8, 5) for call in timer.calls)
+
+
+def test_auto_times_nothing_without_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nmt.search import precision as pr
+
+    monkeypatch.setattr(pr, "native_bf16", lambda device: None)
+
+    def never(*args: object) -> float:
+        raise AssertionError("no probe on a CPU without native bf16")
+
+    c = pr.choose(tiny(), CPU, 8, 5, timer=never)
+    assert c.dtype is None and "no native bf16" in c.why
+
+
+def test_the_probe_times_a_real_step() -> None:
+    from nmt.search.precision import step_seconds
+
+    m = tiny()
+    for dtype in (None, torch.bfloat16):
+        assert 0 < step_seconds(m, dtype, 3, 2, CPU, steps=2) < 10
+
+
+def test_the_translator_decides_once_at_its_batch_rows(
+    monkeypatch: pytest.MonkeyPatch, toy_tokenizers: tuple, caplog: pytest.LogCaptureFixture
+) -> None:
+    """auto: probed once, at beam x sentences per batch, the choice logged and used; an explicit
+    precision, an int8 model and a batch with nothing to decode never probe."""
+    from nmt.search import precision as pr
+
+    m = Seq2Seq(tiny_model_config(init_range=0.3), len(toy_tokenizers[0]), len(toy_tokenizers[1])).eval()
+    cfg = SearchConfig(method=SearchMethod.beam, beam_size=3, max_len_a=0.0, max_len_b=5)
+    monkeypatch.setattr(pr, "native_bf16", lambda device: "AMX-BF16")
+    timer = _timer({None: 2e-3, torch.bfloat16: 1e-3})
+    monkeypatch.setattr(pr, "step_seconds", timer)
+    tr = Translator(m, *toy_tokenizers, cfg, CPU, Options(max_sentences=4, workers=1))
+    assert tr.translate([""]) == [""]
+    assert timer.calls == []  # nothing decoded: nothing timed
+    with caplog.at_level("INFO", logger="nmt.translator"):
+        tr.translate(["red cat big", "blue dog"])
+        tr.translate(["red cat"])
+    assert {call[1:] for call in timer.calls} == {(4, 3)}
+    assert len(timer.calls) == 4  # two rounds of both, once
+    assert tr.precision().dtype == torch.bfloat16
+    assert [r.getMessage() for r in caplog.records if "decoding in" in r.getMessage()] == [
+        "decoding in bfloat16 autocast (precision=auto: AMX-BF16 found; decoder step at 12 rows: "
+        "bf16 1.00 ms, fp32 2.00 ms)"
+    ]
+    with tr.autocast():
+        assert torch.is_autocast_enabled("cpu")
+    for options in (
+        Options(precision=Precision.fp32),
+        Options(precision=Precision.bf16),
+        Options(quantize=Quantize.int8),
+    ):
+        timer.calls.clear()
+        t = Translator(m, *toy_tokenizers, cfg, CPU, options)
+        t.translate(["red cat"])
+        assert timer.calls == []
