@@ -183,7 +183,8 @@ class Translator:
         """The arithmetic decoding uses, decided once: none for an int8 model; for
         ``precision=auto`` on a CPU with native bf16, whichever of bf16 and float32 runs this
         model's decoder step faster at the rows of this translator's batches
-        (``nmt.search.precision``); otherwise as ``options.precision`` says."""
+        (``nmt.search.precision``); otherwise as ``options.precision`` says. The command-line
+        tools log ``.why``."""
         if self._precision is None:
             o = self.options
             if o.quantize == Quantize.int8:
@@ -199,7 +200,10 @@ class Translator:
                 c = choose(self.model, self.device, sentences, beam)
                 used = "fp32" if c.dtype is None else str(c.dtype).replace("torch.", "") + " autocast"
                 self._precision = Choice(c.dtype, f"{used} (precision=auto: {c.why})")
-                log.info("decoding in %s", self._precision.why)
+        return self._precision
+
+    def decided_precision(self) -> Choice | None:
+        """``precision()`` if it has been decided (by a translation), else None: nothing is probed."""
         return self._precision
 
     # ------------------------------------------------------------------ input

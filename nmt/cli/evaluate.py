@@ -55,7 +55,6 @@ def evaluate_checkpoint(cfg: EvaluateJob) -> dict:
         workers=cfg.workers,
     )
     translator, ckpt = load_translator(cfg.ckpt, device, cfg.search, options)
-    how = translator.precision().why
     lang = cfg.lang or ckpt["config"]["data"]["tgt_lang"]
     if cfg.src or cfg.ref:
         if not (cfg.src and cfg.ref):
@@ -73,7 +72,7 @@ def evaluate_checkpoint(cfg: EvaluateJob) -> dict:
                 f"unknown test set(s) {', '.join(unknown)}; known: {', '.join(cfg.data.test_sets)}"
             )
         sets = {n: cfg.data.test_sets[n] for n in names}
-    log.info("decoding: %s", how)
+    log.info("decoding: %s", translator.precision().why)  # precision=auto: probed here
     if cfg.alphas:
         return sweep_alpha(translator, cfg, sets, lang, device)
     rows = [evaluate_set(translator, name, ts, cfg, lang) for name, ts in sets.items()]
@@ -81,7 +80,7 @@ def evaluate_checkpoint(cfg: EvaluateJob) -> dict:
     return {
         "checkpoint": cfg.ckpt,
         "search": _search_dict(cfg.search),
-        "decoding": how,
+        "decoding": translator.precision().why,
         "options": {"replace_unk": cfg.replace_unk, "quantize": cfg.quantize.value},
         "hardware": hardware(device),
         "results": rows,

@@ -83,7 +83,6 @@ def task(cfg: TranslateJob) -> None:
         workers=cfg.workers,
     )
     translator, _ = load_translator(cfg.ckpt, device, cfg.search, options)
-    log.debug("decoding: %s", translator.precision().why)
     is_interactive = (
         cfg.interactive if cfg.interactive is not None else cfg.input == "-" and sys.stdin.isatty()
     )
@@ -97,12 +96,14 @@ def task(cfg: TranslateJob) -> None:
         stats = translate_file(translator, cfg.input, cfg.output, cfg.format, cfg.chunk_lines, progress)
     n, unknown = stats.lines, stats.unknown
     secs = time.perf_counter() - start
+    decided = translator.decided_precision()  # None: nothing was decoded
     log.info(
-        "translated %d lines in %.1fs (%.1f sentences/s)%s",
+        "translated %d lines in %.1fs (%.1f sentences/s)%s%s",
         n,
         secs,
         n / max(secs, 1e-9),
         "" if cfg.output == "-" else f" -> {cfg.output}",
+        "" if decided is None else f" | decoding in {decided.why}",
     )
     if unknown:
         how = (

@@ -67,6 +67,8 @@ def beam_search(
     B0, S = src.shape
     limit_cpu = length_limits(src_lens, cfg)  # (B0,) on the CPU, for the constraints
     limit = limit_cpu.to(device)  # (B0,)
+    norm_at_limit = length_norm(limit, cfg)  # (B0,) the largest length penalty each can reach
+    cpu = device.type == "cpu"
     T = max_steps(limit_cpu)
     src_mask = mem.mask  # (B0, S)
     active = torch.arange(B0, device=device)  # original sentence of each running row of the batch
@@ -122,22 +124,27 @@ def beam_search(
 
         # finish: EOS continuations among the first K, merged into the K-best finished lists
         is_eos = tok == EOS  # (B, 2K)
-        score = cand_lp / length_norm(t + 1, cfg)
-        if cand_cov is not None:
-            score = score + coverage_penalty(cand_cov, src_mask[active].unsqueeze(1), beta)
         eos_first_k = is_eos.clone()
         eos_first_k[:, K:] = False
-        score = score.masked_fill(~eos_first_k, NEG_INF)
-        merged, pick = torch.cat([fin_score[active], score], 1).topk(K + track, dim=1)  # (B, K) of (B, 3K)
-        if track:  # the finished lists and their order
-            lower_margins(margins, active, sorted_gap(merged))
-            merged, pick = merged[:, :K], pick[:, :K]
-        fin_score[active] = merged
-        fin_lp[active] = _take(torch.cat([fin_lp[active], cand_lp], 1), pick)
-        fin_len[active] = _take(torch.cat([fin_len[active], torch.full_like(tok, t + 1)], 1), pick)
-        fin_seq[active] = _take(torch.cat([fin_seq[active], cand_seq], 1), pick)
-        if fin_att is not None:
-            fin_att[active] = _take(torch.cat([fin_att[active], cand_att], 1), pick)
+        # On a CPU most steps finish nothing and the merge (some 30 operations) is skipped: it would
+        # leave the lists as they are. On a GPU the test would cost a sync of its own.
+        if not cpu or bool(eos_first_k.any()):
+            score = cand_lp / length_norm(t + 1, cfg)
+            if cand_cov is not None:
+                score = score + coverage_penalty(cand_cov, src_mask[active].unsqueeze(1), beta)
+            score = score.masked_fill(~eos_first_k, NEG_INF)
+            merged, pick = torch.cat([fin_score[active], score], 1).topk(
+                K + track, dim=1
+            )  # (B, K) of (B, 3K)
+            if track:  # the finished lists and their order
+                lower_margins(margins, active, sorted_gap(merged))
+                merged, pick = merged[:, :K], pick[:, :K]
+            fin_score[active] = merged
+            fin_lp[active] = _take(torch.cat([fin_lp[active], cand_lp], 1), pick)
+            fin_len[active] = _take(torch.cat([fin_len[active], torch.full_like(tok, t + 1)], 1), pick)
+            fin_seq[active] = _take(torch.cat([fin_seq[active], cand_seq], 1), pick)
+            if fin_att is not None:
+                fin_att[active] = _take(torch.cat([fin_att[active], cand_att], 1), pick)
 
         # stay alive: the K best continuations that do not end in EOS
         alive_lp, pick = cand_lp.masked_fill(is_eos, NEG_INF).topk(K + track, dim=1)  # (B, K)
@@ -158,7 +165,7 @@ def beam_search(
         if cfg.stop == BeamStop.first_k:
             settled = torch.isfinite(fin_score[active, K - 1])  # (B,)
         else:
-            best_reachable = alive_lp.max(1).values / length_norm(limit, cfg)  # (B,)
+            best_reachable = alive_lp.max(1).values / norm_at_limit  # (B,)
             nth = fin_score[active, n_best - 1]  # (B,)
             settled = nth >= best_reachable
             if track:
@@ -173,6 +180,7 @@ def beam_search(
             keep = keep_cpu.to(device)
             keep_rows = (keep.unsqueeze(1) * K + torch.arange(K, device=device)).view(-1)
             active, limit, limit_cpu = active[keep], limit[keep], limit_cpu[keep_cpu]
+            norm_at_limit = norm_at_limit[keep] if torch.is_tensor(norm_at_limit) else norm_at_limit
             alive_lp, alive_seq = alive_lp[keep], alive_seq[keep]
             alive_cov = alive_cov[keep] if alive_cov is not None else None
             alive_att = alive_att[keep] if alive_att is not None else None

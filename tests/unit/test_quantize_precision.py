@@ -165,9 +165,9 @@ def test_the_probe_times_a_real_step() -> None:
 
 
 def test_the_translator_decides_once_at_its_batch_rows(
-    monkeypatch: pytest.MonkeyPatch, toy_tokenizers: tuple, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, toy_tokenizers: tuple
 ) -> None:
-    """auto: probed once, at beam x sentences per batch, the choice logged and used; an explicit
+    """auto: probed once, at beam x sentences per batch, the choice said and used; an explicit
     precision, an int8 model and a batch with nothing to decode never probe."""
     from nmt.search import precision as pr
 
@@ -178,17 +178,15 @@ def test_the_translator_decides_once_at_its_batch_rows(
     monkeypatch.setattr(pr, "step_seconds", timer)
     tr = Translator(m, *toy_tokenizers, cfg, CPU, Options(max_sentences=4, workers=1))
     assert tr.translate([""]) == [""]
-    assert timer.calls == []  # nothing decoded: nothing timed
-    with caplog.at_level("INFO", logger="nmt.translator"):
-        tr.translate(["red cat big", "blue dog"])
-        tr.translate(["red cat"])
+    assert timer.calls == [] and tr.decided_precision() is None  # nothing decoded: nothing timed
+    tr.translate(["red cat big", "blue dog"])
+    tr.translate(["red cat"])
     assert {call[1:] for call in timer.calls} == {(4, 3)}
     assert len(timer.calls) == 4  # two rounds of both, once
-    assert tr.precision().dtype == torch.bfloat16
-    assert [r.getMessage() for r in caplog.records if "decoding in" in r.getMessage()] == [
-        "decoding in bfloat16 autocast (precision=auto: AMX-BF16 found; decoder step at 12 rows: "
-        "bf16 1.00 ms, fp32 2.00 ms)"
-    ]
+    assert tr.decided_precision() is tr.precision() and tr.precision().dtype == torch.bfloat16
+    assert tr.precision().why == (
+        "bfloat16 autocast (precision=auto: AMX-BF16 found; decoder step at 12 rows: bf16 1.00 ms, fp32 2.00 ms)"
+    )
     with tr.autocast():
         assert torch.is_autocast_enabled("cpu")
     for options in (
