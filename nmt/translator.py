@@ -32,7 +32,7 @@ from nmt.data.tokenizer import UNK, Tokenizer
 from nmt.runtime import DecodePool, autocast, autocast_dtype, describe_precision, plan_workers
 from nmt.search import Hypothesis, SearchModel, search
 from nmt.search.forced import force
-from nmt.search.precision import PROBE_MAX_SENTENCES, PROBE_SOURCE_LEN, Choice, choose
+from nmt.search.precision import PROBE_MAX_SENTENCES, PROBE_SOURCE_LEN, Choice, remembered
 
 if TYPE_CHECKING:
     from nmt.textio import FileStats
@@ -183,7 +183,8 @@ class Translator:
         """The arithmetic decoding uses, decided once: none for an int8 model; for
         ``precision=auto`` on a CPU with native bf16, whichever of bf16 and float32 runs this
         model's decoder step faster at the rows of this translator's batches
-        (``nmt.search.precision``); otherwise as ``options.precision`` says. The command-line
+        (``nmt.search.precision``, remembered per machine and model); otherwise as
+        ``options.precision`` says. The command-line
         tools log ``.why``."""
         if self._precision is None:
             o = self.options
@@ -197,7 +198,7 @@ class Translator:
                 beam = self.cfg.beam_size if self.cfg.method.value == "beam" else 1
                 per_batch = max(1, o.batch_size // (beam * PROBE_SOURCE_LEN))  # sentences a batch holds
                 sentences = min(o.max_sentences or PROBE_MAX_SENTENCES, per_batch, PROBE_MAX_SENTENCES)
-                c = choose(self.model, self.device, sentences, beam)
+                c = remembered(self.model, self.device, sentences, beam)
                 used = "fp32" if c.dtype is None else str(c.dtype).replace("torch.", "") + " autocast"
                 self._precision = Choice(c.dtype, f"{used} (precision=auto: {c.why})")
         return self._precision

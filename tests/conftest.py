@@ -24,6 +24,13 @@ def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _own_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test its own ``NMT_CACHE_DIR`` (decisions remembered by nmt.search.precision), so no
+    test sees another's, nor the user's ~/.cache."""
+    monkeypatch.setenv("NMT_CACHE_DIR", str(tmp_path_factory.mktemp("nmt_cache")))
+
+
 @pytest.fixture
 def read_only() -> Iterator[Callable[[Path], Path]]:
     """``read_only(folder)`` makes a folder nobody can write into, root included, and returns it:

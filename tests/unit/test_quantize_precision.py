@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -198,3 +200,28 @@ def test_the_translator_decides_once_at_its_batch_rows(
         t = Translator(m, *toy_tokenizers, cfg, CPU, options)
         t.translate(["red cat"])
         assert timer.calls == []
+
+
+def test_a_choice_is_remembered_per_machine_model_and_rows(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+    """The same model and rows: measured once, then read back (same arithmetic, same bits, no
+    probe); other rows or another model shape: measured; a broken file: measured, no error."""
+    from nmt.search import precision as pr
+
+    monkeypatch.setenv("NMT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(pr, "native_bf16", lambda device: "AVX512-BF16")
+    timer = _timer({None: 2e-3, torch.bfloat16: 1e-3})
+    monkeypatch.setattr(pr, "step_seconds", timer)
+    m = tiny()
+    first = pr.remembered(m, CPU, 8, 5)
+    assert first.dtype == torch.bfloat16 and len(timer.calls) == 4
+    again = pr.remembered(m, CPU, 8, 5)
+    assert again.dtype == torch.bfloat16 and len(timer.calls) == 4  # not timed again
+    assert again.why.startswith(first.why) and "remembered from" in again.why
+    timer.calls.clear()
+    monkeypatch.setattr(pr, "step_seconds", _timer({None: 1e-3, torch.bfloat16: 1e-3}))
+    assert pr.remembered(m, CPU, 8, 5).dtype == torch.bfloat16  # still what was measured
+    assert pr.remembered(m, CPU, 1, 5).dtype is None  # other rows: measured now (a tie: fp32)
+    assert pr.remembered(tiny(tie_embeddings=True), CPU, 8, 5).dtype is None  # another model shape
+    pr.cache_file().write_text("{not json", encoding="utf-8")
+    assert pr.remembered(m, CPU, 8, 5).dtype is None  # measured again, and written back whole
+    assert len(json.loads(pr.cache_file().read_text(encoding="utf-8"))) == 1
