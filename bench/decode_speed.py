@@ -117,8 +117,10 @@ def main() -> None:
             torch.cuda.synchronize()
         secs = time.perf_counter() - t0
         pieces = sum(len(tr.tgt_tok.encode([t.text])[0]) + 1 for t in out)
+        used = tr.precision().dtype  # auto: what the probe chose for this batch size
         r = {
-            "arithmetic": arith,
+            "arithmetic": arith if arith != "auto" else f"auto:{'fp32' if used is None else 'bf16'}",
+            "decoding": tr.precision().why,
             "search": "greedy" if beam == 1 else f"beam{beam}",
             "batch": bs,
             "workers": workers,
@@ -134,7 +136,7 @@ def main() -> None:
             r["bleu_tok_none"] = round(bleu([t.text for t in out], refs, "none").score, 2)
         results.append(r)
         print(
-            f"{arith:<11}{r['search']:<10}{bs:>6}{workers:>8}{r['sentences_per_s']:>10}{r['target_tokens_per_s']:>11}{r['seconds']:>9}"
+            f"{r['arithmetic']:<11}{r['search']:<10}{bs:>6}{workers:>8}{r['sentences_per_s']:>10}{r['target_tokens_per_s']:>11}{r['seconds']:>9}"
             f"{r['peak_rss_mib']:>14}"
             + (f"{r['cuda_max_allocated_mib']:>10}" if device.type == "cuda" else "")
             + (f"{r['bleu_tok_none']:>7}" if refs is not None else ""),
@@ -152,7 +154,7 @@ def main() -> None:
                 r = latency(a, device, arith, beam)
                 latencies.append(r)
                 print(
-                    f"{arith:<11}{r['search']:<10}{r['p50_ms']:>8}{r['p99_ms']:>8}{r['steps']:>6}{r['ms_per_step']:>9}"
+                    f"{r['arithmetic']:<11}{r['search']:<10}{r['p50_ms']:>8}{r['p99_ms']:>8}{r['steps']:>6}{r['ms_per_step']:>9}"
                     f"{r['model_ms_per_step']:>14}{r['products_ms_per_step']:>17}{r['beyond_products']:>16.0%}",
                     flush=True,
                 )
@@ -287,8 +289,9 @@ def latency(a: argparse.Namespace, device: torch.device, arith: str, beam: int) 
         products_s = float("nan")
     p50 = statistics.median(times)
     per_step = p50 / max(steps, 1)
+    used = tr.precision().dtype
     return {
-        "arithmetic": arith,
+        "arithmetic": arith if arith != "auto" else f"auto:{'fp32' if used is None else 'bf16'}",
         "search": "greedy" if beam == 1 else f"beam{beam}",
         "sentence": a.latency_sentence,
         "runs": a.latency_runs,

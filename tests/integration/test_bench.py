@@ -87,12 +87,18 @@ def test_decode_speed_reports_every_setting(tmp_path: Path, toy_run: ToyRun) -> 
     out = tmp_path / "decode.json"
     ok(bench("bench/decode_speed.py", "--ckpt", str(toy_run.best), "--input", str(src), "--device", "cpu",
              "--max-sentences", "6", "--batches", "3", "--beams", "1,2", "--precisions", "fp32,int8",
-             "--ref", str(ref), "--json", str(out)))  # fmt: skip
-    rows = json.loads(out.read_text())["results"]
+             "--ref", str(ref), "--json", str(out), "--latency-runs", "5",
+             "--latency-sentence", "the red cat"))  # fmt: skip
+    report = json.loads(out.read_text())
+    rows = report["results"]
     assert [(r["arithmetic"], r["search"]) for r in rows] == [
         ("fp32", "greedy"), ("fp32", "beam2"), ("int8", "greedy"), ("int8", "beam2"),
     ]  # fmt: skip
     assert all(r["sentences"] == 6 and r["sentences_per_s"] > 0 and "bleu_tok_none" in r for r in rows)
+    latency = report["latency"]  # one sentence alone: p50/p99, decoder steps, the products alone
+    assert [(r["arithmetic"], r["search"]) for r in latency] == [(r["arithmetic"], r["search"]) for r in rows]
+    assert all(0 < r["p50_ms"] <= r["p99_ms"] and r["steps"] >= 1 and r["ms_per_step"] > 0 for r in latency)
+    assert all(0 < r["products_ms_per_step"] < r["ms_per_step"] for r in latency if r["arithmetic"] == "fp32")
 
 
 def test_beam_stop_tunes_alpha_for_each_rule(tmp_path: Path, toy_run: ToyRun) -> None:
