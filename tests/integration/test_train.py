@@ -148,12 +148,15 @@ def test_multirun_sweep_runs_one_job_per_value(tmp_path: Path) -> None:
 
 
 def test_resume_continues_exactly(tmp_path: Path) -> None:
-    """200 steps + resume to 400 == 400 steps in one go (dropout on, so the RNG state matters)."""
+    """200 steps + resume to 400 == 400 steps in one go (dropout on, so the RNG state matters),
+    with lengths padded to a multiple of 4 (the batches of a bounded shape set, nmt.data.batching)."""
     cwd = toy_workdir(tmp_path, train=6000)
     common = ("experiment=toy", CORPUS, "model.dropout=0.1", "model.emb_dropout=0.1", "train.valid_every=100")
     common += ("train.valid_max_sents=10", "train.batch_size=512")  # half the recipe's batch: twice as fast
+    common += ("train.shape_multiple=4",)
     first = run_cli("train", *common, "train.max_steps=200", "run_dir=runs/split", cwd=cwd)
     assert first.returncode == 0, "\n".join(stderr_lines(first)[-20:])
+    assert "lengths padded to a multiple of 4" in first.stderr.decode()
     state = load_checkpoint(cwd / "runs/split/checkpoints/last.pt")["state"]
     assert state["step"] == 200 and state["batch_in_epoch"] > 0  # stopped in the middle of an epoch
     second = run_cli(

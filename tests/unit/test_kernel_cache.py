@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from nmt import NmtError
-from nmt.config import DataConfig
+from nmt.config import Attention, Cell, DataConfig
 from nmt.data.batching import (
     SHAPE_MULTIPLES,
     batch_indices,
@@ -208,3 +208,40 @@ def test_a_second_pass_over_the_same_shapes_compiles_nothing(feeding: bool) -> N
     assert misses(sized[1]) == 0
     small = _primitive_log(8, feeding)
     assert misses(small[1]) > 0
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(input_feeding=False),
+        dict(input_feeding=True),
+        dict(attention=Attention.bahdanau, cell=Cell.gru),
+        dict(enc_layers=2, dec_layers=2, tie_embeddings=True),
+    ],
+    ids=["fused", "input_feeding", "bahdanau_gru", "deep_tied"],
+)
+def test_padding_to_a_multiple_changes_neither_loss_nor_gradients(kw: dict) -> None:
+    """The padded positions are masked everywhere (packed encoder, attention mask, the loss), and
+    later target positions never reach earlier ones: the same loss and gradients, in float64, with
+    lengths padded to 8 as without, through the training loops written by hand."""
+    from nmt.model.seq2seq import Seq2Seq
+    from tests.helpers import tiny_model_config
+
+    torch.manual_seed(0)
+    model = Seq2Seq(tiny_model_config(init_range=0.3, **kw), 40, 50).double().train()
+    rng = np.random.default_rng(5)
+    srcs = [list(rng.integers(4, 40, int(n))) for n in (7, 3, 5, 1)]
+    tgts = [list(rng.integers(4, 50, int(n))) for n in (4, 6, 2, 3)]
+    split = EncodedSplit.from_lists(srcs, tgts, [0, 1, 2, 3])
+    results = []
+    for m in (1, 8):
+        b = make_batch(split, np.arange(4), multiple=m)
+        assert b.src.size(1) % m == 0 and b.tgt_in.size(1) % m == 0
+        model.zero_grad(set_to_none=True)
+        loss, nll = model(b.src, b.src_lens, b.tgt_in, b.tgt_out, 0.1)
+        loss.backward()
+        results.append((loss.item(), nll.item(), [p.grad.clone() for p in model.parameters()]))
+    (l1, n1, g1), (l8, n8, g8) = results
+    assert l8 == pytest.approx(l1, rel=1e-12) and n8 == pytest.approx(n1, rel=1e-12)
+    for a, b in zip(g1, g8):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
