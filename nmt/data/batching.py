@@ -129,12 +129,18 @@ def batch_shapes(
     src_lens: np.ndarray, tgt_lens: np.ndarray, batches: list[np.ndarray], multiple: int = 1
 ) -> set[tuple[int, int, int]]:
     """The distinct (sentences, source length, target length + 1) of ``batches`` as ``make_batch``
-    pads them: what sets the shapes of a training step's products."""
-    shapes = set()
-    for b in batches:
-        s, t = int(src_lens[b].max()), int(tgt_lens[b].max()) + 1
-        shapes.add((len(b), _round_up(s, multiple), _round_up(t, multiple)))
-    return shapes
+    pads them: what sets the shapes of a training step's products. Vectorised: an epoch of 21
+    million pairs in a fraction of a second."""
+    if not batches:
+        return set()
+    rows = np.fromiter((len(b) for b in batches), dtype=np.int64, count=len(batches))  # (batches,)
+    starts = np.zeros(len(batches), dtype=np.int64)
+    np.cumsum(rows[:-1], out=starts[1:])
+    flat = np.concatenate(batches)  # (pairs,)
+    src = np.maximum.reduceat(np.asarray(src_lens)[flat], starts).astype(np.int64)  # (batches,)
+    tgt = np.maximum.reduceat(np.asarray(tgt_lens)[flat], starts).astype(np.int64) + 1
+    src, tgt = -(-src // multiple) * multiple, -(-tgt // multiple) * multiple
+    return set(zip(rows.tolist(), src.tolist(), tgt.tolist()))
 
 
 SHAPE_MULTIPLES = (1, 2, 4, 8, 16)  # tried in turn by bounded_multiple

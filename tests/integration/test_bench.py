@@ -81,6 +81,17 @@ def test_step_ab_compares_two_ways_of_the_step(toy_run: ToyRun) -> None:
     assert re.search(r"^products' share of the step: \d+\.\d%", stdout, re.M), stdout
 
 
+def test_shapes_counts_each_multiple(toy_run: ToyRun) -> None:
+    out = ok(
+        bench("bench/shapes.py", "--data", str(toy_run.run_dir / "data"), "--batch", "256", "--pairs", "5000")
+    )
+    rows = [line.split() for line in out.splitlines() if line.split() and line.split()[0].isdigit()]
+    assert [int(r[0]) for r in rows] == [1, 2, 4, 8, 16]
+    shapes = [int(r[2]) for r in rows]
+    assert shapes[0] >= shapes[-1] >= 1  # padding never adds shapes overall
+    assert "5,000 training pairs" in out and "bounded_multiple(max_shapes=32): multiple" in out
+
+
 def test_decode_speed_reports_every_setting(tmp_path: Path, toy_run: ToyRun) -> None:
     src = toy_run.corpus / "toy" / "test.src"
     ref = toy_run.corpus / "toy" / "test.tgt"
