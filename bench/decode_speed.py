@@ -44,7 +44,7 @@ from nmt.data.files import read_lines  # noqa: E402
 from nmt.metrics import bleu  # noqa: E402
 from nmt.runtime import hardware, peak_memory_mib, resolve_device  # noqa: E402
 from nmt.startup import bound_kernel_caches, tune_allocator  # noqa: E402
-from nmt.translator import Options  # noqa: E402
+from nmt.translator import Options, Translator  # noqa: E402
 
 
 def main() -> None:
@@ -94,19 +94,9 @@ def main() -> None:
         for w in (int(x) for x in a.workers.split(","))
     ]
     for arith, beam, bs, workers in settings:
-        cfg = SearchConfig(
-            method=SearchMethod.beam if beam > 1 else SearchMethod.greedy,
-            beam_size=beam,
-            length_penalty=LengthPenalty.gnmt,
-            alpha=a.alpha,
+        tr = translator(
+            a, device, arith, beam, batch_size=10**9, max_input_len=10**6, max_sentences=bs, workers=workers
         )
-        int8 = arith == "int8"
-        options = Options(
-            batch_size=10**9, max_input_len=10**6, max_sentences=bs, processed=True, keep_segmentation=True,
-            precision=Precision.fp32 if int8 else Precision(arith), quantize=Quantize.int8 if int8 else Quantize.none,
-            workers=workers,
-        )  # fmt: skip
-        tr, _ = load_translator(a.ckpt, device, cfg, options)
         tr.translate(lines[: min(len(lines), 2 * bs, 64)])  # warm-up
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -171,6 +161,26 @@ def main() -> None:
                 indent=1,
             )
         )
+
+
+def translator(
+    a: argparse.Namespace, device: torch.device, arith: str, beam: int, **options: object
+) -> Translator:
+    """The checkpoint's translator for one setting: greedy (beam 1) or beam search with the GNMT
+    penalty, in ``arith`` (fp32, bf16, auto or int8), on input in the corpus's own form."""
+    cfg = SearchConfig(
+        method=SearchMethod.beam if beam > 1 else SearchMethod.greedy,
+        beam_size=beam,
+        length_penalty=LengthPenalty.gnmt,
+        alpha=a.alpha,
+    )
+    int8 = arith == "int8"
+    opts = Options(
+        processed=True, keep_segmentation=True,
+        precision=Precision.fp32 if int8 else Precision(arith), quantize=Quantize.int8 if int8 else Quantize.none,
+        **options,
+    )  # fmt: skip
+    return load_translator(a.ckpt, device, cfg, opts)[0]
 
 
 # the matrix products a decoder step runs, as the dispatcher sees them
@@ -245,18 +255,7 @@ def replay_seconds(calls: list[tuple], device: torch.device, repeats: int) -> fl
 def latency(a: argparse.Namespace, device: torch.device, arith: str, beam: int) -> dict:
     """One sentence translated alone ``a.latency_runs`` times: p50/p99, decoder steps, time per
     step, the model's share and the products' share of it."""
-    cfg = SearchConfig(
-        method=SearchMethod.beam if beam > 1 else SearchMethod.greedy,
-        beam_size=beam,
-        length_penalty=LengthPenalty.gnmt,
-        alpha=a.alpha,
-    )
-    int8 = arith == "int8"
-    options = Options(
-        processed=True, keep_segmentation=True, workers=1,
-        precision=Precision.fp32 if int8 else Precision(arith), quantize=Quantize.int8 if int8 else Quantize.none,
-    )  # fmt: skip
-    tr, _ = load_translator(a.ckpt, device, cfg, options)
+    tr = translator(a, device, arith, beam, workers=1)
     model = tr.model
     step_fn = model.decode_step
     counter = {"steps": 0, "seconds": 0.0}

@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nmt.cli.common import one_line_errors  # noqa: E402
-from nmt.data.batching import SHAPE_MULTIPLES, batch_indices, batch_shapes, bounded_multiple  # noqa: E402
+from nmt.data.batching import SHAPE_MULTIPLES, batch_indices, batch_maxima, batch_shapes, bounded_multiple  # noqa: E402
 from nmt.data.corpus import load_prepared  # noqa: E402
 from nmt.startup import TRAIN_SHAPES  # noqa: E402
 
@@ -63,9 +63,9 @@ def main() -> None:
         shapes = batch_shapes(src, tgt, batches, m)
         t2 = time.perf_counter()
         real = int(tgt.astype(np.int64).sum()) + len(tgt)  # target tokens with EOS
-        longest = np.maximum.reduceat(tgt[np.concatenate(batches)], _starts(batches)).astype(np.int64)
+        rows, _, longest = batch_maxima(src, tgt, batches)
         width = -(-(longest + 1) // m) * m  # (batches,) each batch's padded target length
-        padded = int((np.fromiter((len(b) for b in batches), dtype=np.int64) * width).sum())
+        padded = int((rows * width).sum())
         per_batch = real / len(batches)
         base = base or per_batch
         print(
@@ -77,13 +77,6 @@ def main() -> None:
     print(
         f"bounded_multiple(max_shapes={a.max_shapes}): multiple {m}, {n} shapes, {time.perf_counter() - t0:.2f} s"
     )
-
-
-def _starts(batches: list[np.ndarray]) -> np.ndarray:
-    rows = np.fromiter((len(b) for b in batches), dtype=np.int64, count=len(batches))
-    starts = np.zeros(len(batches), dtype=np.int64)
-    np.cumsum(rows[:-1], out=starts[1:])
-    return starts
 
 
 if __name__ == "__main__":

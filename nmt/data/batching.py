@@ -121,26 +121,33 @@ def _cost(src_lens: np.ndarray, tgt_lens: np.ndarray | None, multiple: int = 1) 
     return cost
 
 
-def _round_up(n: int, multiple: int) -> int:
+def _round_up(n: int | np.ndarray, multiple: int) -> int | np.ndarray:
     return -(-n // multiple) * multiple
+
+
+def batch_maxima(
+    src_lens: np.ndarray, tgt_lens: np.ndarray, batches: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each batch's sentences, longest source and longest target (without EOS), all (batches,)
+    int64. Vectorised: an epoch of 21 million pairs in under a second."""
+    rows = np.fromiter((len(b) for b in batches), dtype=np.int64, count=len(batches))
+    starts = np.zeros(len(batches), dtype=np.int64)
+    np.cumsum(rows[:-1], out=starts[1:])
+    flat = np.concatenate(batches)  # (pairs,)
+    src = np.maximum.reduceat(np.asarray(src_lens)[flat], starts).astype(np.int64)
+    tgt = np.maximum.reduceat(np.asarray(tgt_lens)[flat], starts).astype(np.int64)
+    return rows, src, tgt
 
 
 def batch_shapes(
     src_lens: np.ndarray, tgt_lens: np.ndarray, batches: list[np.ndarray], multiple: int = 1
 ) -> set[tuple[int, int, int]]:
     """The distinct (sentences, source length, target length + 1) of ``batches`` as ``make_batch``
-    pads them: what sets the shapes of a training step's products. Vectorised: an epoch of 21
-    million pairs in a fraction of a second."""
+    pads them: what sets the shapes of a training step's products."""
     if not batches:
         return set()
-    rows = np.fromiter((len(b) for b in batches), dtype=np.int64, count=len(batches))  # (batches,)
-    starts = np.zeros(len(batches), dtype=np.int64)
-    np.cumsum(rows[:-1], out=starts[1:])
-    flat = np.concatenate(batches)  # (pairs,)
-    src = np.maximum.reduceat(np.asarray(src_lens)[flat], starts).astype(np.int64)  # (batches,)
-    tgt = np.maximum.reduceat(np.asarray(tgt_lens)[flat], starts).astype(np.int64) + 1
-    src, tgt = -(-src // multiple) * multiple, -(-tgt // multiple) * multiple
-    return set(zip(rows.tolist(), src.tolist(), tgt.tolist()))
+    rows, src, tgt = batch_maxima(src_lens, tgt_lens, batches)
+    return set(zip(rows.tolist(), _round_up(src, multiple).tolist(), _round_up(tgt + 1, multiple).tolist()))
 
 
 SHAPE_MULTIPLES = (1, 2, 4, 8, 16)  # tried in turn by bounded_multiple

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from nmt.data.tokenizer import BOS
-from nmt.runtime import autocast, cpu_flags, hardware, native_bf16
+from nmt.runtime import autocast, cpu_fields, cpu_flags, hardware, native_bf16
 from nmt.search.common import SearchModel
 
 MARGIN = 1.10  # bf16 must be this much faster than float32 to be chosen
@@ -110,18 +110,7 @@ def cache_file() -> Path:
 def _cpu_identity() -> str:
     """The CPU as a cloud guest may see several kinds under one name ("AMD EPYC"): family, model
     and the vector flags that decide the kernels."""
-    fields = {}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                name, _, value = line.partition(":")
-                name = name.strip()
-                if name in ("cpu family", "model") and name not in fields:
-                    fields[name] = value.strip()
-                if not line.strip():
-                    break  # the first processor is enough
-    except OSError:
-        pass
+    fields = cpu_fields()
     flags = sorted(f for f in cpu_flags() if f.startswith(("avx", "amx")))
     return f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')} {' '.join(flags)}"
 

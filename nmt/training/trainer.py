@@ -79,6 +79,9 @@ class Trainer(Checkpointing):
             raise NmtError(
                 "no training pairs left after filtering (check data.max_len and data.max_len_ratio)"
             )
+        self._first_epoch: list[np.ndarray] | None = (
+            None  # epoch 1's batches, cut while choosing the multiple
+        )
         self.multiple, self.shapes = self._shape_multiple()
         self.model = build_model(cfg.model, len(self.data.src_tok), len(self.data.tgt_tok)).to(self.device)
         self.model.encoder.explicit_bptt = self.model.decoder.explicit_bptt = self.tc.explicit_bptt
@@ -125,8 +128,9 @@ class Trainer(Checkpointing):
         if drawn is not None:
             src, tgt = src[drawn], tgt[drawn]
 
-        def cut(m: int) -> list[np.ndarray]:
-            return self._cut(src, tgt, 1, m)
+        def cut(m: int) -> list[np.ndarray]:  # the last one cut is the chosen multiple's
+            self._first_epoch = self._cut(src, tgt, 1, m)
+            return self._first_epoch
 
         if tc.shape_multiple > 0:
             m = tc.shape_multiple
@@ -212,12 +216,16 @@ class Trainer(Checkpointing):
             st.epoch += 1
         drawn = self.mixture.epoch(st.epoch)  # None: every pair once
         src_lens, tgt_lens = self.train_split.src_lens, self.train_split.tgt_lens
-        batches = self._cut(
-            src_lens if drawn is None else src_lens[drawn],
-            tgt_lens if drawn is None else tgt_lens[drawn],
-            st.epoch,
-            self.multiple,
-        )
+        if st.epoch == 1 and self._first_epoch is not None:  # cut when the multiple was chosen
+            batches = self._first_epoch
+        else:
+            batches = self._cut(
+                src_lens if drawn is None else src_lens[drawn],
+                tgt_lens if drawn is None else tgt_lens[drawn],
+                st.epoch,
+                self.multiple,
+            )
+        self._first_epoch = None
         if drawn is not None:
             batches = [drawn[b] for b in batches]
         self.train_split.release()  # the length files' pages, read whole just now
