@@ -102,6 +102,7 @@ def validate_train(t: TrainConfig) -> None:
         "plateau_patience",
         "max_shapes",
         "shape_multiple",
+        "tensorboard_sentences",
     )
     _in("train", t, "label_smoothing", 0.0, 1.0)
     _in("train", t, "momentum", 0.0, 1.0)
@@ -173,8 +174,20 @@ def validate_serve(j: ServeJob) -> None:
             "max_sentences would never fit in the queue (raise queue_limit or lower max_sentences)"
         )
     _need(isinstance(j.port, int) and 0 <= j.port <= 65535, "port", j.port, "in [0, 65535]")
-    if (j.ckpt is None) == (not j.models):
+    if j.ckpt is not None and j.models:
         raise NmtError("give ckpt=FILE (one model) or models=[{id: 100, ckpt: FILE}, ...], not both")
+    if j.ckpt is None and not j.models and j.lm is None:
+        raise NmtError(
+            "nothing to serve: give ckpt=FILE (one model), models=[{id: 100, ckpt: FILE}, ...] "
+            "or lm=FILE (a character language model)"
+        )
+    _at_least("", j, 1, "max_beam")
+    _need(
+        j.search.beam_size <= j.max_beam,
+        "search.beam_size",
+        j.search.beam_size,
+        f"at most max_beam={j.max_beam}",
+    )
     ids = [m.id for m in j.models]
     if len(set(ids)) != len(ids):
         raise NmtError(f"models: model ids must differ, got {ids}")

@@ -271,6 +271,8 @@ class TrainConfig:
     explicit_bptt: bool = True  # BPTT by hand where it applies (nmt.model.bptt, .bilstm); false: autograd
     dist_timeout_min: float = 10.0  # torchrun: how long a collective waits for the other processes
     wait_timeout_min: float = 1440.0  # ... and how long they wait for rank 0's own work (data, validation)
+    tensorboard: bool = False  # scalars and attention images in <run_dir>/tensorboard (nmt[tensorboard])
+    tensorboard_sentences: int = 3  # dev sentences whose attention is drawn at each validation
 
 
 @dataclass
@@ -399,6 +401,7 @@ class ServeJob:
     )
     body_timeout_s: float = 10.0  # a body not received within this: 408
     head_timeout_s: float = 10.0  # a connection that sends no complete request head within this is closed
+    max_beam: int = 16  # the largest beam_size a request (or the page) may ask for
     replace_unk: bool = True
     keep_segmentation: bool = False
     precision: Precision = Precision.auto
@@ -406,6 +409,8 @@ class ServeJob:
     num_threads: int = 0
     workers: int = 0  # CPU: batches decoded side by side (0: auto, up to 4; 1: one at a time)
     device: str = "auto"
+    lm: str | None = None  # a character language model (nmt-lm) for the page's char-rnn view and /lm/
+    page: bool = True  # the page at / (translate as you type, attention, char-rnn)
 
 
 @dataclass

@@ -31,7 +31,6 @@ from nmt.model.cells import GRUCell, LSTMCell, RNNCell, run_stack
 from nmt.model.dropout import Dropout
 from nmt.model.io import load_checkpoint, save_checkpoint
 from nmt.search.greedy import Sampler
-from nmt.training.optim import clipped_step
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +136,8 @@ def bits_per_char(model: CharLM, data: torch.Tensor, seq_len: int) -> float:
 
 def train_lm(text: str, model_cfg: LMConfig, cfg: LMTrainConfig, out: Path, device: torch.device) -> dict:
     """Train on ``text`` (its last ``valid_fraction`` held out); writes <out>/lm.pt and metrics.jsonl."""
+    from nmt.training.optim import clipped_step  # (sampling and nmt-serve never import training)
+
     torch.manual_seed(cfg.seed)
     split = int(len(text) * (1 - cfg.valid_fraction))
     vocab = CharVocab.build(text[:split], cfg.vocab_size)

@@ -51,6 +51,7 @@ class Translation:
     attention: list[list[float]] | None = None  # (target pieces + EOS) x source pieces
     unknown: int = 0  # unknown pieces in the model's best output (before replacement)
     unknown_left: int = 0  # ... and left in ``text`` (replace_unk=false)
+    replaced: list[str | None] | None = None  # per target piece: the source word replace_unk put there
 
 
 @dataclass
@@ -264,17 +265,27 @@ class Translator:
         return translate_file(self, source, target, OutputFormat(fmt), chunk_lines)
 
     def translate_detailed(
-        self, lines: list[str], name: str = "<input>", first_lineno: int = 1, on_batch=None
+        self,
+        lines: list[str],
+        name: str = "<input>",
+        first_lineno: int = 1,
+        on_batch=None,
+        search: SearchConfig | None = None,
+        with_attention: bool | None = None,
     ) -> list[Translation]:
         """Text lines -> one Translation each, same order; blank lines give empty translations.
 
         Greedy and beam search translate each distinct line of the chunk once (a line's
         translation depends on nothing else); sampling draws for every line on its own.
+        ``search`` and ``with_attention`` replace the translator's own settings for this call
+        (nmt-serve's requests choose their beam size, alpha, n-best and attention).
         """
+        cfg = self.cfg if search is None else search
+        attend = self.options.with_attention if with_attention is None else with_attention
         prepared = self.prepare(lines)
         ids = self.encode([p.text for p in prepared], name, first_lineno)
         todo = [k for k, seq in enumerate(ids) if seq]
-        dedupe = self.cfg.method.value != "sample"
+        dedupe = cfg.method.value != "sample"
         copies = Counter(tuple(seq) for seq in ids) if dedupe else Counter()
         if dedupe:  # the first line of each distinct source stands for all its copies
             first: dict[tuple[int, ...], int] = {}
@@ -294,10 +305,10 @@ class Translator:
                 hyps = decode_ids(
                     self.model,
                     [ids[k] for k in todo],
-                    self.cfg,
+                    cfg,
                     self.device,
                     o.batch_size,
-                    o.with_attention,
+                    attend,
                     progress,
                     o.max_sentences,
                     keys=[first_lineno + k for k in todo],  # sampling follows the line number, not the batch
@@ -310,14 +321,19 @@ class Translator:
             searched = {k: of_source[tuple(seq)] for k, seq in enumerate(ids) if seq}
         out = [Translation("", None, None) for _ in lines]
         for k, i in searched.items():
-            out[k] = self._result(ids[k], prepared[k], hyps[i], picks.get(i, {}))
+            out[k] = self._result(ids[k], prepared[k], hyps[i], picks.get(i, {}), attend)
         blank = len(lines) - sum(1 for seq in ids if seq)
         if on_batch is not None and blank:
             on_batch(blank)
         return out
 
     def _result(
-        self, src_ids: list[int], prepared: Prepared, sent: list[Hypothesis], picks: dict[int, list[int]]
+        self,
+        src_ids: list[int],
+        prepared: Prepared,
+        sent: list[Hypothesis],
+        picks: dict[int, list[int]],
+        with_attention: bool,
     ) -> Translation:
         """One line's Translation from its n-best list; ``picks[n]``: the word of the line that
         each unknown piece of hypothesis n becomes (an index into ``prepared.words``)."""
@@ -338,9 +354,14 @@ class Translator:
             unknown=unknown,
             unknown_left=0 if self.options.replace_unk else unknown,
         )
-        if self.options.with_attention:
+        if with_attention:
             t.src_pieces = self.src_tok.pieces(src_ids)
             t.tgt_pieces = self.tgt_tok.pieces(best.tokens) + ["</s>"]
+            copied = iter(picks.get(0, []))
+            t.replaced = [
+                (words[w] if 0 <= (w := next(copied)) < len(words) else "") if tok == UNK else None
+                for tok in best.tokens
+            ] + [None]
             if best.attention is not None:
                 att = best.attention[:, : len(src_ids)]  # (target pieces + EOS, source pieces), padding cut
                 t.attention = [[round(float(x), 4) for x in row] for row in att.tolist()]

@@ -1,7 +1,8 @@
 """nmt-serve: one or more checkpoints behind an HTTP JSON server (OpenNMT-py's routes).
 
-    nmt-serve ckpt=runs/en_ja_small/checkpoints/best.pt
+    nmt-serve ckpt=runs/en_ja_small/checkpoints/best.pt            # then open http://127.0.0.1:5000/
     curl -s localhost:5000/translator/translate -d '[{"id": 100, "src": "Where is the station?"}]'
+    nmt-serve ckpt=runs/en_ja_small/checkpoints/best.pt lm=runs/char_rnn/lm.pt   # and the char-rnn view
 
 Requests that arrive together are translated together (nmt/serve/batcher.py). It listens on
 127.0.0.1 unless told otherwise (host=0.0.0.0); SIGTERM or Ctrl-C finishes the requests in flight,
@@ -53,6 +54,13 @@ def task(cfg: ServeJob) -> None:
     for model_id, ckpt in specs:
         translator, _ = load_translator(ckpt, device, cfg.search, options)
         served.append(Served(model_id, checkpoint_list(ckpt), translator))
+    lm = None
+    if cfg.lm is not None:
+        from nmt.lm import load_lm
+        from nmt.serve.lm import ServedLM
+
+        model, vocab, ck = load_lm(cfg.lm, device)
+        lm = ServedLM(str(cfg.lm), model, vocab, ck.get("metrics", {}))
     limits = Limits(
         cfg.wait_ms,
         cfg.batch_words,
@@ -62,14 +70,17 @@ def task(cfg: ServeJob) -> None:
         cfg.max_body_bytes,
         cfg.max_input_chars or 64 * cfg.max_input_len,
         cfg.body_timeout_s,
+        cfg.max_beam,
     )
-    app = create_app(served, limits)
+    app = create_app(served, limits, lm, cfg.page)
+    url = f"http://{cfg.host}:{cfg.port}"
     log.info(
-        "nmt-serve: %d model(s) on http://%s:%d/translator (%s)",
+        "nmt-serve: %d model(s) on %s/translator%s%s%s",
         len(served),
-        cfg.host,
-        cfg.port,
-        served[0].translator.precision().why,
+        url,
+        f" ({served[0].translator.precision().why})" if served else "",
+        f", a character model on {url}/lm" if lm is not None else "",
+        f" | the page: {url}/" if cfg.page else "",
     )
     server = _server_class()(
         uvicorn.Config(

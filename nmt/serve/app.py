@@ -5,14 +5,23 @@
     GET  /translator/models      the models served, with their checkpoints and search
     GET  /translator/health      {"status": "ok"}
 
-``id`` names the model (as in OpenNMT-py; default: the first model). Every request is checked
+``id`` names the model (as in OpenNMT-py; default: the first model). An item may also ask for
+its own search, nmt's additions: ``"beam_size"`` (1: greedy), ``"alpha"`` (GNMT length
+penalty), ``"n_best"``, and ``"attention": true`` for the pieces, the attention matrix and the
+words ``replace_unk`` copied (``src_pieces``, ``tgt_pieces``, ``attention``, ``replaced`` in the
+first rank's answer). Besides these: the page at ``/`` (nmt/serve/page.py) and, with a character
+model (``lm=``), the char-rnn routes under ``/lm/`` (nmt/serve/lm.py).
+
+Every request is checked
 before it joins a batch, so a bad one is answered alone and never disturbs the others. Every
 error is JSON, ``{"status": "error", "error": "..."}``, with its status: malformed JSON, fields
 or nesting 400, an unknown model or route 404, a wrong method 405, a body that does not arrive
 within ``body_timeout_s`` 408, a body over ``max_body_bytes`` 413 (refused as soon as the
 declared length or the bytes read pass it, never read whole), too many sentences 413, a sentence
 too long 400, a full queue 503 (with Retry-After), a request that waited longer than
-``timeout_s`` 504, a translation that failed 500.
+``timeout_s`` 504, a translation that failed 500. Every answer carries a Content-Security-Policy
+that allows only this server's own scripts, styles and connections (no inline script, nothing
+from another host), ``nosniff`` and no referrer.
 
 The event loop only moves bytes: parsing the JSON and checking each sentence (text processing
 such as Moses, SentencePiece) run on a thread of their own, translations on another, so
@@ -23,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,8 +43,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from nmt import NmtError
-from nmt.serve.batcher import Batcher, QueueFull
-from nmt.translator import Translator
+from nmt.config import SearchMethod
+from nmt.serve.batcher import Batcher, QueueFull, Settings
+from nmt.serve.body import Limits, Refused, error, parse_json, read_body
+from nmt.serve.lm import ServedLM, lm_routes
+from nmt.serve.page import page_routes
+from nmt.translator import Translation, Translator
 
 log = logging.getLogger(__name__)
 
@@ -50,31 +62,46 @@ class Served:
     translator: Translator
 
 
-@dataclass
-class Limits:
-    wait_ms: float = 10.0
-    batch_words: int = 2048
-    queue_limit: int = 2048  # sentences waiting, all requests together
-    max_sentences: int = 256  # per request
-    timeout_s: float = 30.0
-    max_body_bytes: int = 2 << 20  # a request's body
-    max_input_chars: int = 16000  # a sentence's characters, checked before any text processing
-    body_timeout_s: float = 10.0  # the whole body must arrive within this
+SECURITY_HEADERS = {
+    # the page's own files only: no inline script or style element, no other host, no plugins,
+    # no framing; element.style set from a script is allowed (the attention and cell colours)
+    "content-security-policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+}
 
 
-class Refused(Exception):
-    """A request answered with an error before it is translated."""
+class SecurityHeaders:
+    """An ASGI middleware adding SECURITY_HEADERS to every HTTP answer, errors included."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
+    def __init__(self, app: object) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: object, send: object) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.decode().lower() not in SECURITY_HEADERS
+                ]
+                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
-def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"status": "error", "error": message}, status_code=status, headers=headers)
-
-
-def create_app(models: list[Served], limits: Limits) -> Starlette:
+def create_app(
+    models: list[Served], limits: Limits, lm: ServedLM | None = None, page: bool = True
+) -> Starlette:
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nmt-translate")
     checker = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nmt-check")
     batchers = {
@@ -82,7 +109,7 @@ def create_app(models: list[Served], limits: Limits) -> Starlette:
         for m in models
     }
     by_id = {m.model_id: m for m in models}
-    default_id = models[0].model_id
+    default_id = models[0].model_id if models else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):  # noqa: ANN202
@@ -114,7 +141,10 @@ def create_app(models: list[Served], limits: Limits) -> Starlette:
         try:
             answers = await asyncio.wait_for(
                 asyncio.gather(
-                    *(batchers[m].translate([payload[i]["src"] for i in rows]) for m, rows in groups.items())
+                    *(
+                        batchers[m].translate([payload[i]["src"] for i in rows], settings)
+                        for (m, settings), rows in groups.items()
+                    )
                 ),
                 timeout=limits.timeout_s,
             )
@@ -126,21 +156,12 @@ def create_app(models: list[Served], limits: Limits) -> Starlette:
             return error(
                 500, f"the translation failed ({type(e).__name__}); the server's log has the details"
             )
-        results: list = [None] * len(payload)
-        for (_, rows), got in zip(groups.items(), answers):
+        results: list[tuple[Translation, Settings, int]] = [None] * len(payload)  # type: ignore[list-item]
+        for ((m, settings), rows), got in zip(groups.items(), answers):
+            wanted = settings.n_best or by_id[m].translator.cfg.nbest
             for i, t in zip(rows, got):
-                results[i] = t
-        n_best = max(by_id[m].translator.cfg.nbest for m in groups)
-        out: list[list[dict]] = [[] for _ in range(n_best)]
-        for item, t in zip(payload, results):
-            for k in range(n_best):
-                text, score = (
-                    (t.nbest[k][0], t.nbest[k][1])
-                    if k < len(t.nbest)
-                    else ((t.text, t.score) if k == 0 else ("", None))
-                )
-                out[k].append({"src": item["src"], "tgt": text, "n_best": n_best, "pred_score": score})
-        return JSONResponse(out)
+                results[i] = (t, settings, wanted)
+        return JSONResponse(answer(payload, results))
 
     async def list_models(request: Request) -> JSONResponse:
         return JSONResponse(
@@ -173,41 +194,55 @@ def create_app(models: list[Served], limits: Limits) -> Starlette:
         Route("/translator/models", list_models, methods=["GET"]),
         Route("/translator/health", health, methods=["GET"]),
     ]
+    if lm is not None:
+        routes += lm_routes(lm, executor, checker, limits)
+    if page:
+        routes += page_routes()
     handlers = {HTTPException: http_error, Exception: server_error}
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    app.add_middleware(SecurityHeaders)
+    return app
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused (413) as soon as its declared length or the bytes read pass ``limit``."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise Refused(413, f"the body is {declared} bytes; at most max_body_bytes={limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Refused(413, f"the body is over max_body_bytes={limit}")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def answer(payload: list[dict], results: list[tuple[Translation, Settings, int]]) -> list[list[dict]]:
+    """OpenNMT-py's answer: one list per n-best rank, each with an entry per item (a rank an
+    item's search did not give: empty text, score None); the first rank carries the attention
+    of the items that asked for it."""
+    n_best = max(wanted for _, _, wanted in results)
+    out: list[list[dict]] = [[] for _ in range(n_best)]
+    for item, (t, settings, _) in zip(payload, results):
+        for k in range(n_best):
+            text, score = (
+                (t.nbest[k][0], t.nbest[k][1])
+                if k < len(t.nbest)
+                else ((t.text, t.score) if k == 0 else ("", None))
+            )
+            entry = {"src": item["src"], "tgt": text, "n_best": n_best, "pred_score": score}
+            if k == 0 and settings.attention:
+                entry.update(
+                    src_pieces=t.src_pieces or [],
+                    tgt_pieces=t.tgt_pieces or [],
+                    attention=t.attention or [],
+                    replaced=t.replaced or [],
+                )
+            out[k].append(entry)
+    return out
 
 
 def check_request(
-    body: bytes, models: dict[int, Served], default_id: int, limits: Limits
-) -> tuple[list[dict], dict[int, list[int]]]:
+    body: bytes, models: dict[int, Served], default_id: int | None, limits: Limits
+) -> tuple[list[dict], dict[tuple[int, Settings], list[int]]]:
     """Parse and check a request (off the event loop): its items and their rows per model, or
     ``Refused`` naming the first problem. Each sentence runs through its model's text processing
     and SentencePiece here, alone, so that a bad one never gets into a batch."""
-    try:
-        payload = json.loads(body)
-    except RecursionError:
-        raise Refused(400, "the body is not JSON we read (nested too deeply)") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise Refused(400, f"the body is not JSON ({e})") from None
+    payload = parse_json(body)
     check_payload(payload, models, default_id, limits)
-    groups: dict[int, list[int]] = {}
+    groups: dict[tuple[int, Settings], list[int]] = {}
     for i, item in enumerate(payload):
-        groups.setdefault(item.get("id", default_id), []).append(i)
-    for model_id, rows in groups.items():
+        model_id = item.get("id", default_id)
+        key = (model_id, item_settings(item, i, models[model_id].translator, limits))
+        groups.setdefault(key, []).append(i)
+    for (model_id, _), rows in groups.items():
         translator = models[model_id].translator
         for i in rows:
             try:
@@ -217,10 +252,12 @@ def check_request(
     return payload, groups
 
 
-def check_payload(payload: object, models: dict, default_id: int, limits: Limits) -> None:
+def check_payload(payload: object, models: dict, default_id: int | None, limits: Limits) -> None:
     """Refused unless the request is a list of well-formed items."""
     if not isinstance(payload, list) or not payload:
         raise Refused(400, 'the body must be a non-empty JSON list: [{"id": 100, "src": "..."}]')
+    if not models:
+        raise Refused(404, "no translation model is served (this server has a character model: /lm/)")
     if len(payload) > limits.max_sentences:
         raise Refused(413, f"{len(payload)} sentences in one request; at most {limits.max_sentences}")
     for i, item in enumerate(payload):
@@ -241,6 +278,26 @@ def check_payload(payload: object, models: dict, default_id: int, limits: Limits
         if not isinstance(model_id, int) or isinstance(model_id, bool):
             raise Refused(400, f'item {i}: "id" must be an integer (a model id)')
         if model_id not in models:
-            raise Refused(
-                404, f"item {i}: no model with id {model_id} (serving {', '.join(map(str, models))})"
-            )
+            serving = f"serving {', '.join(map(str, models))}" if models else "no translation model is served"
+            raise Refused(404, f"item {i}: no model with id {model_id} ({serving})")
+
+
+def item_settings(item: dict, i: int, translator: Translator, limits: Limits) -> Settings:
+    """The search an item asks for: the model's own unless it names beam_size, alpha or n_best
+    (beam_size 1 is greedy search); ``Refused`` for a value out of range."""
+    attention = item.get("attention", False)
+    if not isinstance(attention, bool):
+        raise Refused(400, f'item {i}: "attention" must be true or false')
+    if not any(k in item for k in ("beam_size", "alpha", "n_best")):
+        return Settings(attention=attention)
+    base = translator.cfg
+    beam = item.get("beam_size", base.beam_size if base.method == SearchMethod.beam else 1)
+    if not isinstance(beam, int) or isinstance(beam, bool) or not 1 <= beam <= limits.max_beam:
+        raise Refused(400, f'item {i}: "beam_size" must be an integer from 1 to {limits.max_beam}')
+    alpha = item.get("alpha", base.alpha)
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 <= alpha <= 5:
+        raise Refused(400, f'item {i}: "alpha" must be a number from 0 to 5')
+    n_best = item.get("n_best", min(base.nbest, beam))
+    if not isinstance(n_best, int) or isinstance(n_best, bool) or not 1 <= n_best <= beam:
+        raise Refused(400, f'item {i}: "n_best" must be an integer from 1 to beam_size ({beam})')
+    return Settings(beam, float(alpha), n_best, attention)

@@ -7,6 +7,8 @@ sentences costs little more than one on a CPU, less still on a GPU) while a lone
 only the window. A batch that fails is translated again request by request, so the requests that
 shared it with a failing sentence still get their own results. A full queue refuses new work at once (``QueueFull``: the server answers 503),
 and a request that gave up (its timeout) is dropped from the queue before it costs anything.
+Requests that ask for other search settings (beam size, alpha, n-best, attention: the page's
+controls) wait in the same queue and are batched with the requests that ask for the same ones.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import logging
 import time
 from collections import deque
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 
+from nmt.config import SearchConfig, SearchMethod
 from nmt.translator import Translation, Translator
 
 log = logging.getLogger(__name__)
@@ -27,11 +31,36 @@ class QueueFull(Exception):
     """More sentences are waiting than the queue allows."""
 
 
+@dataclass(frozen=True)
+class Settings:
+    """What a request asks of the search beyond its sentences; all None: the served model's own."""
+
+    beam_size: int | None = None  # 1: greedy search
+    alpha: float | None = None  # GNMT length penalty
+    n_best: int | None = None
+    attention: bool = False  # pieces and attention in each Translation
+
+    def search(self, base: SearchConfig) -> SearchConfig | None:
+        """``base`` with this request's beam size, alpha and n-best (None: ``base`` unchanged)."""
+        if self.beam_size is None and self.alpha is None and self.n_best is None:
+            return None
+        own_beam = base.beam_size if base.method == SearchMethod.beam else 1
+        beam = own_beam if self.beam_size is None else self.beam_size
+        return replace(
+            base,
+            method=SearchMethod.beam if beam > 1 else SearchMethod.greedy,
+            beam_size=beam,
+            alpha=base.alpha if self.alpha is None else self.alpha,
+            nbest=min(base.nbest, beam) if self.n_best is None else self.n_best,
+        )
+
+
 @dataclass
 class _Job:
     lines: list[str]
     future: asyncio.Future
     words: int
+    settings: Settings = Settings()
     queued: float = field(default_factory=time.perf_counter)
 
 
@@ -49,13 +78,14 @@ class Batcher:
         self.arrived: asyncio.Event | None = None
         self.batches = self.sentences = 0  # served so far (for /models)
 
-    async def translate(self, lines: list[str]) -> list[Translation]:
+    async def translate(self, lines: list[str], settings: Settings = Settings()) -> list[Translation]:
         """Queue ``lines`` and wait for their translations (raises QueueFull at once if full)."""
         if self.arrived is None:
             raise RuntimeError("the batcher is not running")
         if self.waiting + len(lines) > self.queue_limit:
             raise QueueFull
-        job = _Job(lines, asyncio.get_running_loop().create_future(), sum(len(s.split()) + 1 for s in lines))
+        words = sum(len(s.split()) + 1 for s in lines)
+        job = _Job(lines, asyncio.get_running_loop().create_future(), words, settings)
         self.queue.append(job)
         self.waiting += len(lines)
         self.arrived.set()
@@ -83,9 +113,18 @@ class Batcher:
         """Translate a batch and answer each of its requests. If the batch fails, its requests
         are translated again one by one, so that only the request that fails gets the error."""
         lines = [s for job in batch for s in job.lines]
+        settings = batch[0].settings  # the same for the whole batch (_take)
         loop = asyncio.get_running_loop()
         try:
-            results = await loop.run_in_executor(self.executor, self.translator.translate_detailed, lines)
+            results = await loop.run_in_executor(
+                self.executor,
+                partial(
+                    self.translator.translate_detailed,
+                    lines,
+                    search=settings.search(self.translator.cfg),
+                    with_attention=settings.attention,
+                ),
+            )
         except Exception as e:  # noqa: BLE001 - the requests learn of it, the server goes on
             if len(batch) > 1:
                 log.warning("a batch of %d requests failed (%s): translating them one by one", len(batch), e)
@@ -109,18 +148,22 @@ class Batcher:
         return sum(job.words for job in self.queue)
 
     def _take(self) -> list[_Job]:
-        """The oldest jobs up to the word budget (at least one), skipping abandoned ones."""
-        batch, words = [], 0
+        """The oldest job and the jobs after it that ask for the same settings, up to the word
+        budget (at least one), skipping abandoned ones; the others keep their place."""
+        batch, words, kept = [], 0, deque()
         while self.queue:
-            job = self.queue[0]
+            job = self.queue.popleft()
             if job.future.done():  # cancelled while waiting
-                self.queue.popleft()
                 self.waiting -= len(job.lines)
                 continue
-            if batch and words + job.words > self.batch_words:
-                break
-            self.queue.popleft()
+            if batch and (job.settings != batch[0].settings or words + job.words > self.batch_words):
+                kept.append(job)
+                if words + job.words > self.batch_words:
+                    break
+                continue
             self.waiting -= len(job.lines)
             batch.append(job)
             words += job.words
+        kept.extend(self.queue)
+        self.queue = kept
         return batch

@@ -240,7 +240,7 @@ def test_an_ensemble_and_several_models(toy_run: ToyRun) -> None:
 
 def test_serving_never_imports_the_training_package(tmp_path: Path) -> None:
     code = (
-        "import sys, nmt.serve.app, nmt.api, nmt.cli.serve\n"
+        "import sys, nmt.serve.app, nmt.serve.lm, nmt.api, nmt.cli.serve\n"
         "bad = sorted(m for m in sys.modules if m.startswith('nmt.training'))\n"
         "print(bad)"
     )

@@ -185,7 +185,7 @@ def test_a_body_that_never_arrives_is_answered_408_and_the_rest_go_on(translator
         ("/translator/translate", "POST", b"[1e999999]", 400, "not an object"),
         ("/translator/translate", "GET", None, 405, "Method Not Allowed"),
         ("/translator/nowhere", "GET", None, 404, "Not Found"),
-        ("/", "POST", b"[]", 404, "Not Found"),
+        ("/", "POST", b"[]", 405, "Method Not Allowed"),  # / is the page
     ],
     ids=["nested-lists", "nested-objects", "src-list", "id-float", "id-bool", "bad-utf8", "huge-number"]
     + ["wrong-method", "unknown-route", "root"],

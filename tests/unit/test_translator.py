@@ -346,3 +346,33 @@ def test_search_attention_and_teacher_forced_attention_agree(model: Seq2Seq, toy
         assert h[0].attention is not None
         torch.testing.assert_close(att, h[0].attention[:, : att.size(1)].float(), atol=1e-6, rtol=1e-5)
         assert float(lp.sum()) == pytest.approx(h[0].log_prob, abs=1e-9)
+
+
+# --------------------------------------------------------------------------- per-call settings (nmt-serve)
+
+
+@pytest.mark.parametrize("attend", [0, 2])
+def test_the_copied_piece_is_marked_with_its_word(toy_tokenizers: tuple, attend: int) -> None:
+    """``replaced`` lines up with ``tgt_pieces``: the word replace_unk put in place of the
+    unknown piece, None elsewhere (the page marks that piece)."""
+    line = "red cat big"
+    tr = unk_translator(toy_tokenizers, line, attend)
+    [plain] = tr.translate_detailed([line])
+    [t] = tr.translate_detailed([line], with_attention=True)
+    assert plain.replaced is None and plain.attention is None  # only when asked for
+    assert t.text == plain.text
+    assert t.tgt_pieces is not None and t.replaced is not None and len(t.replaced) == len(t.tgt_pieces)
+    assert t.replaced[0] == line.split()[attend] and t.replaced[1:] == [None] * (len(t.tgt_pieces) - 1)
+
+
+def test_a_call_may_ask_for_its_own_search(model: Seq2Seq, toy_tokenizers: tuple) -> None:
+    """``search=`` replaces the translator's search for one call and leaves it unchanged after."""
+    greedy = translator(model, toy_tokenizers, "greedy")
+    beam_cfg = SearchConfig(method=SearchMethod.beam, beam_size=4, nbest=3, alpha=1.0, **LIMIT)
+    beam = Translator(model, toy_tokenizers[0], toy_tokenizers[1], beam_cfg, CPU, Options(batch_size=64))
+    want_beam = beam.translate_detailed(LINES[:6])
+    want_greedy = greedy.translate_detailed(LINES[:6])
+    got = greedy.translate_detailed(LINES[:6], search=beam_cfg, with_attention=True)
+    assert [t.nbest for t in got] == [t.nbest for t in want_beam] and all(len(t.nbest) == 3 for t in got)
+    assert all(t.attention is not None for t in got)
+    assert [t.text for t in greedy.translate_detailed(LINES[:6])] == [t.text for t in want_greedy]
