@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
@@ -40,25 +44,40 @@ def japanese_rc() -> dict:
     return {"font.family": ["DejaVu Sans", name] if name else ["DejaVu Sans"], "axes.unicode_minus": False}
 
 
+def attention_figure(
+    src_pieces: list[str],
+    tgt_pieces: list[str],
+    attention: torch.Tensor | list,
+    title: str = "",
+    target: str = "translation",
+) -> Figure:
+    """A heatmap of attention (target pieces x source pieces); call it, and draw or save what it
+    returns, inside ``plt.rc_context(japanese_rc())``. The caller closes the figure."""
+    import matplotlib.pyplot as plt
+
+    att = torch.as_tensor(attention, dtype=torch.float32)  # (target pieces, source pieces)
+    fig, ax = plt.subplots(
+        figsize=(max(4.0, 0.45 * len(src_pieces) + 2), max(3.0, 0.4 * len(tgt_pieces) + 1.5))
+    )
+    im = ax.imshow(att.numpy(), aspect="auto", cmap="Greys", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(len(src_pieces)), src_pieces, rotation=60, ha="right", fontsize=9)
+    ax.set_yticks(range(len(tgt_pieces)), tgt_pieces, fontsize=9)
+    ax.set_xlabel("source")
+    ax.set_ylabel(target)  # what the rows are: the model's translation, or a reference
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.03)
+    fig.tight_layout()
+    return fig
+
+
 def plot_attention(
     src_pieces: list[str], tgt_pieces: list[str], attention: torch.Tensor | list, path: str, title: str = ""
 ) -> None:
     """A heatmap of attention (target pieces x source pieces) as a PNG."""
     import matplotlib.pyplot as plt
 
-    att = torch.as_tensor(attention, dtype=torch.float32)  # (target pieces, source pieces)
     with plt.rc_context(japanese_rc()):
-        fig, ax = plt.subplots(
-            figsize=(max(4.0, 0.45 * len(src_pieces) + 2), max(3.0, 0.4 * len(tgt_pieces) + 1.5))
-        )
-        im = ax.imshow(att.numpy(), aspect="auto", cmap="Greys", vmin=0.0, vmax=1.0)
-        ax.set_xticks(range(len(src_pieces)), src_pieces, rotation=60, ha="right", fontsize=9)
-        ax.set_yticks(range(len(tgt_pieces)), tgt_pieces, fontsize=9)
-        ax.set_xlabel("source")
-        ax.set_ylabel("translation")
-        if title:
-            ax.set_title(title, fontsize=10)
-        fig.colorbar(im, ax=ax, fraction=0.03)
-        fig.tight_layout()
+        fig = attention_figure(src_pieces, tgt_pieces, attention, title)
         fig.savefig(path, dpi=120)
         plt.close(fig)

@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ from tqdm import tqdm
 from nmt import NmtError
 from nmt.config import TrainConfig
 from nmt.runtime import peak_memory_mib
+
+if TYPE_CHECKING:
+    from nmt.training.tensorboard import Board
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +88,19 @@ class StopSignal:
 
 
 class Progress:
-    """The progress bar (on a terminal), the periodic log line and ``metrics.jsonl`` (rank 0 only)."""
+    """The progress bar (on a terminal), the periodic log line and ``metrics.jsonl`` (rank 0 only);
+    ``board``: TensorBoard, which gets every record metrics.jsonl gets."""
 
     def __init__(
-        self, run_dir: Path, tc: TrainConfig, first_step: int, main: bool, device: torch.device | None = None
+        self,
+        run_dir: Path,
+        tc: TrainConfig,
+        first_step: int,
+        main: bool,
+        device: torch.device | None = None,
+        board: Board | None = None,
     ) -> None:
-        self.tc, self.main = tc, main
+        self.tc, self.main, self.board = tc, main, board
         self.device = device or torch.device("cpu")
         self.rates: list[float] = []  # target tokens/s of each log interval; steady state = median
         self.metrics = open(run_dir / "metrics.jsonl", "a") if main else None  # noqa: SIM115 (closed in close())
@@ -109,6 +120,8 @@ class Progress:
                 self.metrics.flush()
             except OSError as e:
                 raise NmtError(f"{self.metrics.name}: cannot write: {e.strerror or e}") from None
+        if self.board is not None:
+            self.board.record(rec)
 
     def position(self) -> int:
         """Bytes of metrics.jsonl written so far (a checkpoint records it: what follows is dropped on resume)."""

@@ -8,7 +8,9 @@ norm (logged), optimizer step, learning-rate schedule. Every ``valid_every`` upd
 perplexity and greedy BLEU; the best checkpoint by dev BLEU is kept, and training stops early
 after ``patience`` validations without improvement. SIGINT/SIGTERM stop cleanly after the current
 update (a second one aborts). ``last.pt`` lets ``train.resume=true`` continue exactly: same data
-order, same RNG states, same weights as if never stopped (on CPU).
+order, same RNG states, same weights as if never stopped (on CPU). ``train.tensorboard=true``:
+the same figures, and the attention of a few dev pairs at each validation, for TensorBoard
+(tensorboard.py).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from nmt.training.optim import LRSchedule, build_optimizer, clipped_step
 from nmt.training.progress import Meter, Progress, StopSignal, fmt_time
 from nmt.training.resume import Checkpointing
 from nmt.training.state import TrainState, epoch_generator
+from nmt.training.tensorboard import Board, summary_writer
 from nmt.training.validation import dev_references, validate
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,8 @@ class Trainer(Checkpointing):
         validate_model(cfg.model)
         validate_train(cfg.train)
         validate_search(cfg.search)
+        if cfg.train.tensorboard:
+            summary_writer()  # installed? (before the data is prepared)
         self.cfg, self.tc, self.run_dir = cfg, cfg.train, run_dir
         self.dist = init_distributed(cfg.device, 60 * self.tc.dist_timeout_min, 60 * self.tc.wait_timeout_min)
         self.device = self.dist.device
@@ -103,6 +108,7 @@ class Trainer(Checkpointing):
             )
         self.refs = dev_references(cfg, self.dev) if self.dist.main else []
         self.group = self.dist.world * self.tc.accum_steps  # batches per update
+        self.board: Board | None = None  # rank 0's TensorBoard, open while run() runs
 
     def _prepared(self) -> Prepared:
         data_dir = self.run_dir / "data"
@@ -337,6 +343,8 @@ class Trainer(Checkpointing):
                 **{k: v for k, v in r.items() if k != "example"},
             }
         )
+        if self.board is not None:  # before the commit: a resumed run purges what follows it
+            self.board.attention(self.model, st.step, self.device)
         self.commit(payload, metric, is_best, ranks, progress.position())
         bleu = f" | dev BLEU {r['dev_bleu']:.2f}" if "dev_bleu" in r else ""
         best = " (best)" if is_best else f" (best {st.best_metric:.2f} at {st.best_step})"
@@ -355,7 +363,12 @@ class Trainer(Checkpointing):
     def run(self) -> dict:
         st, tc, dist = self.state, self.tc, self.dist
         self.describe()
-        progress = Progress(self.run_dir, tc, st.step, dist.main, self.device)
+        if tc.tensorboard and dist.main:
+            d = self.data
+            self.board = Board(
+                self.run_dir, st.step, self.dev, d.src_tok, d.tgt_tok, tc.tensorboard_sentences
+            )
+        progress = Progress(self.run_dir, tc, st.step, dist.main, self.device, self.board)
         session_start, base_seconds = time.perf_counter(), st.train_seconds
         self.model.train()
         # a resumed run may already be finished (max_steps, max_time, patience or max_epochs reached)
@@ -390,6 +403,8 @@ class Trainer(Checkpointing):
                     self.validate_and_save(progress)
         finally:
             progress.close()
+            if self.board is not None:
+                self.board.close()
             dist.close()
         return self.summarize(progress.steady_rate())
 
