@@ -289,6 +289,7 @@ function drawCells(got) {
     const col = el("div", "col");
     const ch = el("span", "ch", shown(c));
     ch.style.backgroundColor = activationColour(got.activations[t]);
+    if (Math.abs(got.activations[t]) > 0.6) ch.style.color = "#fff"; // legible on a strong colour
     ch.title = `${JSON.stringify(c)}: ${got.activations[t].toFixed(3)}`;
     col.append(ch);
     for (const [guess, p] of got.next[t]) {
