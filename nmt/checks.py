@@ -216,6 +216,10 @@ def validate_sample(j: SampleJob) -> None:
 def validate_evaluate(j: EvaluateJob) -> None:
     validate_search(j.search)
     _at_least("", j, 1, "batch_size", "max_input_len")
-    _at_least("", j, 0, "max_sentences", "num_threads", "first", "workers")
+    _at_least("", j, 0, "max_sentences", "num_threads", "first", "sample", "workers")
+    if j.first and j.sample:
+        raise NmtError(
+            f"first={j.first} and sample={j.sample}: give one (the first N lines, or N spread over the set)"
+        )
     for a in j.alphas:
         _need(_number(a) and a >= 0, "alphas", j.alphas, "values >= 0")

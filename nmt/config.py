@@ -52,10 +52,15 @@ class Optimizer(str, Enum):
     sgd = "sgd"
 
 
+class PlateauMetric(str, Enum):
+    bleu = "bleu"  # dev BLEU (greedy): what the best checkpoint is chosen by
+    loss = "loss"  # dev loss: moves steadily while BLEU on a sample is noisy
+
+
 class Schedule(str, Enum):
     constant = "constant"
     inverse_sqrt = "inverse_sqrt"  # linear warmup, then lr * sqrt(warmup / step)
-    plateau = "plateau"  # multiply by plateau_factor when dev BLEU stops improving
+    plateau = "plateau"  # multiply by plateau_factor when the dev score (plateau_metric) stops improving
     wsd = "wsd"  # constant, then linear decay to min_lr over the last decay_fraction of the budget
 
 
@@ -243,6 +248,7 @@ class TrainConfig:
     warmup_steps: int = 0  # linear warmup (all schedules)
     plateau_factor: float = 0.5
     plateau_patience: int = 1  # validations without improvement before the LR is cut
+    plateau_metric: PlateauMetric = PlateauMetric.bleu  # what the plateau schedule watches: bleu | loss
     min_lr: float = 1e-5
     decay_fraction: float = 0.2  # wsd: share of the budget (max_steps or max_time) spent decaying
     clip_norm: float = 5.0  # clip gradients by global L2 norm (Pascanu et al. 2013); 0: off
@@ -254,7 +260,7 @@ class TrainConfig:
     max_time: float = 0.0  # minutes of wall-clock training, validations included (0: no limit)
     valid_every: int = 1000  # steps
     valid_bleu: bool = True  # greedy-decode the dev set at each validation
-    valid_max_sents: int = 0  # decode only the first N dev sentences for BLEU (0: all)
+    valid_max_sents: int = 0  # decode N dev sentences for BLEU, spread evenly across the dev set (0: all)
     patience: int = 0  # stop after N validations without a better dev BLEU (0: off)
     log_every: int = 100
     accum_steps: int = 1  # batches accumulated per update (per process)
@@ -366,6 +372,7 @@ class EvaluateJob:
     hyp_dir: str | None = None  # write each test set's translations to <hyp_dir>/<name>.hyp
     alphas: list[float] = field(default_factory=list)  # beam: try these GNMT alphas, report the best
     first: int = 0  # use only the first N sentences of each test set (0: all); for quick tuning
+    sample: int = 0  # or N sentences spread evenly across each test set (every document of a dev set)
     num_threads: int = 0  # CPU threads (0: PyTorch's default)
     workers: int = 0  # CPU: batches decoded side by side (0: auto, up to 4; 1: one at a time)
     device: str = "auto"

@@ -5,6 +5,11 @@ The BLEU tokenizer follows the target language (``ja`` -> ``ja-mecab``, ``zh`` -
 by spaces, as in small_parallel_enja) two BLEU figures are reported: ``-tok none`` on the text as
 segmented (comparable with published numbers on such a corpus) and the language's tokenizer on
 the text with the spaces removed (comparable with raw-text systems). chrF ignores spaces.
+
+``repetition`` measures the failure a BLEU figure hides: the share of outputs in which a span of
+two or more tokens (the BLEU tokenizer's) is immediately said again ("A B A B"), the loop an
+attentional decoder falls into when its attention stalls; scored for the references too, since
+language repeats itself now and then on its own.
 """
 
 from __future__ import annotations
@@ -47,6 +52,23 @@ def chrf(hyps: list[str], refs: list[str], detail: str = "") -> Score:
     metric = CHRF()
     s = metric.corpus_score(hyps, [refs])
     return Score("chrF", s.score, str(metric.get_signature()), detail)
+
+
+def has_repeat(tokens: list[str], min_n: int = 2) -> bool:
+    """Whether some span of ``min_n`` or more tokens is followed at once by the same span."""
+    for n in range(min_n, len(tokens) // 2 + 1):
+        for i in range(len(tokens) - 2 * n + 1):
+            if tokens[i : i + n] == tokens[i + n : i + 2 * n]:
+                return True
+    return False
+
+
+def repetition(lines: list[str], tokenize: str, min_n: int = 2) -> float:
+    """The share of ``lines`` (0..1) with a span of ``min_n`` or more tokens said twice in a row."""
+    if not lines:
+        return 0.0
+    split = BLEU(tokenize=tokenize).tokenizer
+    return sum(has_repeat(split(line).split(), min_n) for line in lines) / len(lines)
 
 
 def score_all(

@@ -25,7 +25,7 @@ pick_checkpoint() {
 sweep() {
   local table
   # shellcheck disable=SC2086  # EVAL_ARGS: extra overrides, split on spaces
-  table=$(run nmt-evaluate ckpt="$1" "test_sets=[$2]" search=beam "alphas=$3" ${EVAL_FIRST:+first=$EVAL_FIRST} ${EVAL_ARGS:-} output="$4")
+  table=$(run nmt-evaluate ckpt="$1" "test_sets=[$2]" search=beam "alphas=$3" ${EVAL_FIRST:+first=$EVAL_FIRST} ${EVAL_SAMPLE:+sample=$EVAL_SAMPLE} ${EVAL_ARGS:-} output="$4")
   printf '%s\n' "$table" >&2
   sed -n 's/^best alpha: \([0-9.]*\) (BLEU \([0-9.]*\))/\1 \2/p' <<<"$table"
 }

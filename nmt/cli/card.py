@@ -83,6 +83,13 @@ def _evaluations(run_dir: Path) -> list[dict]:
     return evals
 
 
+def _repeats(row: dict) -> str:
+    """The share of outputs that repeat a span of 2+ tokens back to back, and of the references."""
+    if "repeats" not in row:
+        return "-"
+    return f"{100 * row['repeats']:.1f} ({100 * row['repeats_ref']:.1f})"
+
+
 def _ckpt_name(ckpt: str | list | None) -> str:
     """A checkpoint's file name, or "a.pt + b.pt" for an ensemble."""
     paths = ckpt if isinstance(ckpt, list) else [ckpt or ""]
@@ -197,8 +204,8 @@ def build_card(run_dir: Path, title: str, n_examples: int) -> tuple[str, dict]:
         ]
     if evals:
         md += [
-            "| checkpoint | search | test set | sentences | BLEU | chrF | BLEU -tok none (segmented) | unknown pieces (left in text) | sent/s |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|",
+            "| checkpoint | search | test set | sentences | BLEU | chrF | BLEU -tok none (segmented) | repeats % (references) | unknown pieces (left in text) | sent/s |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         sigs: dict[str, str] = {}
         for e in evals:
@@ -209,7 +216,7 @@ def build_card(run_dir: Path, title: str, n_examples: int) -> tuple[str, dict]:
                 md.append(
                     f"| {_ckpt_name(e.get('checkpoint'))} | {_search_text(e.get('search', {}), e.get('options'))} "
                     f"| {r['test_set']} | {r['sentences']} | {main['score']:.2f} | {chrf['score']:.2f} "
-                    f"| {seg_txt} | {r.get('unknown_pieces', '-')} ({r.get('unknown_left', '-')}) "
+                    f"| {seg_txt} | {_repeats(r)} | {r.get('unknown_pieces', '-')} ({r.get('unknown_left', '-')}) "
                     f"| {r['sentences_per_second']} |"
                 )
                 for s in sc:

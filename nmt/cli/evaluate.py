@@ -13,8 +13,8 @@ from nmt.api import load_translator
 from nmt.checks import validate_evaluate
 from nmt.cli.common import hydra_cli
 from nmt.config import EvaluateJob, LengthPenalty, SearchConfig, SearchMethod, TestSetConfig
-from nmt.data.files import data_path, read_lines, read_parallel
-from nmt.metrics import Score, score_all, strip_spaces
+from nmt.data.files import data_path, read_lines, read_parallel, spread_indices
+from nmt.metrics import Score, default_tokenize, repetition, score_all, strip_spaces
 from nmt.runtime import hardware, resolve_device, set_threads
 from nmt.translator import Options, Translator
 
@@ -98,6 +98,10 @@ def evaluate_set(translator: Translator, name: str, ts: TestSetConfig, cfg: Eval
     if cfg.first > 0:
         src, refs = src[: cfg.first], refs[: cfg.first]
         name = f"{name} (first {len(src)})"
+    elif 0 < cfg.sample < len(src):  # every document of the set, not the first few
+        picked = spread_indices(len(src), cfg.sample)
+        src, refs = [src[i] for i in picked], [refs[i] for i in picked]
+        name = f"{name} ({len(src)} spread)"
     # a segmented reference is scored on the segmented output too; raw input is prepared, a
     # test set already in the corpus's form is not
     translator.options = replace(translator.options, keep_segmentation=ts.segmented, processed=ts.processed)
@@ -121,12 +125,27 @@ def evaluate_set(translator: Translator, name: str, ts: TestSetConfig, cfg: Eval
         Path(row["hyp"]).write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
     # -tok none compares segmentations: only for a model that writes the reference's segmented
     # form; a model that writes plain text is scored against the reference with its spaces removed
+    tok = cfg.tokenize or default_tokenize(lang)
     if ts.segmented and not (translator.text is not None and translator.text.segmented):
         scores = score_all(strip_spaces(hyps), strip_spaces(refs), lang, cfg.tokenize)
+        plain = (strip_spaces(hyps), strip_spaces(refs), tok)
     else:
         scores = score_all(hyps, refs, lang, cfg.tokenize, ts.segmented)
+        plain = (hyps, refs, "none" if ts.segmented else tok)
     row["scores"] = [s.as_dict() for s in scores]
-    log.info("%s: %d sentences in %.1fs, %s", name, len(src), secs, score_line(scores[0]))
+    # the share of outputs that say a span of 2+ tokens twice in a row (a decoder's loop), and of
+    # the references (the language's own rate), in the tokens BLEU counts
+    row["repeats"] = round(repetition(plain[0], plain[2]), 4)
+    row["repeats_ref"] = round(repetition(plain[1], plain[2]), 4)
+    log.info(
+        "%s: %d sentences in %.1fs, %s | repeats %.1f %% (references %.1f %%)",
+        name,
+        len(src),
+        secs,
+        score_line(scores[0]),
+        100 * row["repeats"],
+        100 * row["repeats_ref"],
+    )
     return row
 
 
@@ -156,7 +175,7 @@ def sweep_alpha(translator: Translator, cfg: EvaluateJob, sets: dict, lang: str,
 
 def print_table(rows: list[dict]) -> None:
     seg = any(len(r["scores"]) == 3 for r in rows)
-    head = f"{'test set':<26}{'sents':>7}{'BLEU':>8}{'chrF':>8}{'sent/s':>9}" + (
+    head = f"{'test set':<26}{'sents':>7}{'BLEU':>8}{'chrF':>8}{'repeat%':>9}{'sent/s':>9}" + (
         f"{'BLEU seg':>10}" if seg else ""
     )
     print(head)
@@ -165,7 +184,8 @@ def print_table(rows: list[dict]) -> None:
     for r in rows:
         sc = r["scores"]
         main, chrf = (sc[1], sc[2]) if len(sc) == 3 else (sc[0], sc[1])
-        line = f"{r['test_set']:<26}{r['sentences']:>7}{main['score']:>8.2f}{chrf['score']:>8.2f}{r['sentences_per_second']:>9.1f}"
+        rep = f"{100 * r['repeats']:.1f}" if "repeats" in r else "-"
+        line = f"{r['test_set']:<26}{r['sentences']:>7}{main['score']:>8.2f}{chrf['score']:>8.2f}{rep:>9}{r['sentences_per_second']:>9.1f}"
         if seg:
             line += f"{sc[0]['score']:>10.2f}" if len(sc) == 3 else f"{'':>10}"
         print(line)

@@ -98,6 +98,15 @@ def read_lines(path: Path) -> list[str]:
     return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
 
 
+def spread_indices(total: int, n: int) -> list[int]:
+    """``n`` line indices spread evenly over ``total`` lines, first and last included (all of
+    them when ``n`` is 0 or at least ``total``): a sample that visits every document of a set
+    whose documents follow one another, where the first ``n`` lines would see only a few."""
+    if n <= 0 or n >= total:
+        return list(range(total))
+    return sorted({int(round(k * (total - 1) / max(n - 1, 1))) for k in range(n)})
+
+
 def read_parallel(src_path: Path, tgt_path: Path) -> tuple[list[str], list[str]]:
     src, tgt = read_lines(src_path), read_lines(tgt_path)
     if len(src) != len(tgt):

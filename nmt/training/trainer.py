@@ -30,7 +30,7 @@ from omegaconf import OmegaConf
 import nmt
 from nmt import NmtError
 from nmt.checks import validate_data, validate_model, validate_search, validate_tokenizer, validate_train
-from nmt.config import TrainJob, describe
+from nmt.config import PlateauMetric, TrainConfig, TrainJob, describe
 from nmt.data.batching import batch_indices, batch_shapes, bounded_multiple, make_batch
 from nmt.data.corpus import Prepared, corpus_weights, load_prepared, prepare
 from nmt.data.mixing import Mixture
@@ -296,35 +296,37 @@ class Trainer(Checkpointing):
         st, dist = self.state, self.dist
         st.last_valid_step = st.step
         ranks = dist.gather(st.rank_state(self.device))  # every process's dropout stream and meter
-        metric = 0.0
+        metric = plateau = 0.0
         if dist.main:
             assert ranks is not None
-            metric = self._validate_and_commit(progress, ranks)
+            metric, plateau = self._validate_and_commit(progress, ranks)
         dist.wait_for_main()
-        metric = dist.broadcast(metric)  # rank 0's
+        metric, plateau = dist.broadcast(metric), dist.broadcast(plateau)  # rank 0's
         if not dist.main:
-            self._verdict(metric)
+            self._verdict(metric, plateau)
 
-    def _verdict(self, metric: float) -> tuple[bool, bool]:
-        """Apply a validation's score: (is it the best so far, was the learning rate cut)."""
+    def _verdict(self, metric: float, plateau: float) -> tuple[bool, bool]:
+        """Apply a validation's scores (``metric``: the best checkpoint's, ``plateau``: the
+        plateau schedule's; higher is better): (is it the best so far, was the learning rate cut)."""
         st = self.state
         is_best = metric > st.best_metric
         if is_best:
             st.best_metric, st.best_step, st.bad_validations = metric, st.step, 0
         else:
             st.bad_validations += 1
-        return is_best, st.schedule.on_validation(metric)
+        return is_best, st.schedule.on_validation(plateau)
 
-    def _validate_and_commit(self, progress: Progress, ranks: list[dict]) -> float:
+    def _validate_and_commit(self, progress: Progress, ranks: list[dict]) -> tuple[float, float]:
         st = self.state
         r = validate(
             self.model, self.dev, self.refs, self.data.tgt_tok, self.cfg, self.device, self.amp, self.multiple
         )
-        metric = r["dev_bleu"] if self.tc.valid_bleu else -r["dev_nll"]
-        is_best, cut = self._verdict(metric)
+        metric, plateau = scores(r, self.tc)
+        is_best, cut = self._verdict(metric, plateau)
         if cut:
             log.info(
-                "no better dev score in %d validations: learning rate cut to %.2e",
+                "no better dev %s in %d validations: learning rate cut to %.2e",
+                "BLEU" if self.tc.plateau_metric == PlateauMetric.bleu and self.tc.valid_bleu else "loss",
                 self.tc.plateau_patience,
                 st.schedule.lr_at(st.step + 1),
             )
@@ -358,7 +360,7 @@ class Trainer(Checkpointing):
             r["valid_seconds"],
             r.get("example", "")[:80],
         )
-        return metric
+        return metric, plateau
 
     def run(self) -> dict:
         st, tc, dist = self.state, self.tc, self.dist
@@ -448,6 +450,15 @@ class Trainer(Checkpointing):
                 st.best_step,
             )
         return summary
+
+
+def scores(r: dict, tc: TrainConfig) -> tuple[float, float]:
+    """A validation's two scores, higher better: the one the best checkpoint and early stopping
+    go by (dev BLEU; dev loss negated without BLEU), and the one the plateau schedule watches
+    (``train.plateau_metric``: the same, or the dev loss negated)."""
+    metric = r["dev_bleu"] if tc.valid_bleu else -r["dev_nll"]
+    on_bleu = tc.plateau_metric == PlateauMetric.bleu and tc.valid_bleu
+    return metric, metric if on_bleu else -r["dev_nll"]
 
 
 def train(cfg: TrainJob, run_dir: Path) -> dict:

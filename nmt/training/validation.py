@@ -10,7 +10,7 @@ import torch
 from nmt.config import SearchConfig, SearchMethod, TrainJob
 from nmt.data.batching import batch_indices, make_batch
 from nmt.data.corpus import EncodedSplit
-from nmt.data.files import read_lines, split_paths
+from nmt.data.files import read_lines, split_paths, spread_indices
 from nmt.data.text import TextProcessor
 from nmt.data.tokenizer import Tokenizer
 from nmt.metrics import bleu, default_tokenize
@@ -36,7 +36,9 @@ def validate(
     amp: torch.dtype | None,
     multiple: int = 1,
 ) -> dict:
-    """Dev NLL per target piece, perplexity, and greedy BLEU of the first valid_max_sents sentences.
+    """Dev NLL per target piece, perplexity, and greedy BLEU of ``valid_max_sents`` sentences
+    spread evenly across the dev set (every document of it: its first lines are a few articles,
+    whose BLEU can be far from the whole set's).
 
     BLEU uses ``-tok none`` when the corpus is pre-segmented (data.segmented), else the target
     language's tokenizer (ja-mecab for Japanese). ``multiple``: the training batches' length
@@ -57,7 +59,7 @@ def validate(
         tokens += b.n_tgt_tokens
     out = {"dev_nll": nll / max(tokens, 1), "dev_ppl": math.exp(min(nll / max(tokens, 1), 50))}
     if cfg.train.valid_bleu:
-        n = min(cfg.train.valid_max_sents or len(dev), len(dev))
+        picked = spread_indices(len(dev), cfg.train.valid_max_sents)
         greedy = SearchConfig(
             method=SearchMethod.greedy, max_len_a=cfg.search.max_len_a, max_len_b=cfg.search.max_len_b
         )
@@ -65,7 +67,7 @@ def validate(
         # memory (all 500 dev sentences in one batch held 500 x vocab logits per step).
         tokens = cfg.train.batch_size if by_tokens else 1 << 30  # sentence batches: no token bound
         sents = 0 if by_tokens else cfg.train.batch_size
-        src = [dev.src(i) for i in range(n)]
+        src = [dev.src(i) for i in picked]
         with autocast(device, amp if device.type != "cpu" else None):
             hyps = decode_ids(model, src, greedy, device, tokens, max_sentences=sents)
         texts = tgt_tok.decode([h[0].tokens for h in hyps])
@@ -73,7 +75,7 @@ def validate(
         if not cfg.data.segmented:  # the references are raw text: undo a target tokenisation
             processor = TextProcessor.from_data(cfg.data)
             texts = [processor.target(t) for t in texts]
-        s = bleu(texts, refs[:n], tok)
+        s = bleu(texts, [refs[i] for i in picked], tok)
         out.update(dev_bleu=s.score, bleu_signature=s.signature, example=texts[0] if texts else "")
     model.train(was_training)
     out["valid_seconds"] = time.perf_counter() - t0

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 source scripts/env.sh
 EXP=${EXPERIMENT:-en_ja_kyoto}
 RUN=${RUN:-runs/$EXP}
-[ "$EXP" = en_ja_kyoto_cpu ] && EVAL_FIRST=${EVAL_FIRST:-500}   # tune alpha on 500 dev sentences on a CPU
+[ "$EXP" = en_ja_kyoto_cpu ] && [ -z "${EVAL_FIRST:-}" ] && EVAL_SAMPLE=${EVAL_SAMPLE:-500}   # tune alpha on 500 dev sentences spread over every dev article, on a CPU
 mkdir -p "$RUN/eval"
 source recipes/common.sh
 : > "$RUN/commands.txt"

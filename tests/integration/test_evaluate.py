@@ -127,3 +127,18 @@ def test_a_model_that_writes_plain_text_is_not_scored_on_segmentation(
     [row] = json.loads(out.read_text())["results"]
     assert len(row["scores"]) == 2 and not any("tok:none" in s["signature"] for s in row["scores"])
     assert row["scores"][1]["metric"] == "chrF" and row["scores"][1]["score"] > 90  # BLEU: 1 token a line
+
+
+def test_a_sample_spread_over_the_set_and_the_share_of_repeats(toy_run: ToyRun, tmp_path: Path) -> None:
+    out = tmp_path / "s.json"
+    proc = run_cli(
+        "evaluate", f"ckpt={toy_run.best}", "data=toy", f"data.root={toy_run.corpus}", "sample=20",
+        "search=greedy", f"output={out}", cwd=toy_run.root,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    [row] = json.loads(out.read_text())["results"]
+    assert row["test_set"] == "toy_test (20 spread)" and row["sentences"] == 20
+    assert 0.0 <= row["repeats"] <= 1.0 and 0.0 <= row["repeats_ref"] <= 1.0
+    assert "repeat%" in proc.stdout.decode()
+    both = run_cli("evaluate", f"ckpt={toy_run.best}", "data=toy", "first=5", "sample=5", cwd=toy_run.root)
+    assert "give one" in assert_one_line_error(both, "nmt-evaluate")

@@ -68,3 +68,22 @@ def test_strip_spaces_removes_all_whitespace() -> None:
 def test_score_as_dict() -> None:
     d = score_all(["a b"], ["a b"], "en")[0].as_dict()
     assert set(d) == {"metric", "score", "signature", "detail"}
+
+
+def test_a_repeat_is_a_span_of_two_or_more_tokens_said_twice_in_a_row() -> None:
+    from nmt.metrics import has_repeat
+
+    assert has_repeat(["the", "temple", "the", "temple", "was"])
+    assert has_repeat(["x", "a", "b", "c", "a", "b", "c", "y"])  # a three-token loop
+    assert not has_repeat(["a", "a", "b"])  # one token twice: language does that ("very very")
+    assert not has_repeat(["a", "b", "c", "a", "b", "d"])  # not back to back
+    assert not has_repeat([])
+
+
+def test_repetition_is_the_share_of_lines_in_the_bleu_tokens() -> None:
+    from nmt.metrics import repetition
+
+    lines = ["京都は日本の古都です。京都は日本の古都です。", "京都は古い都です。", "", "a b a b"]
+    assert repetition(lines, "ja-mecab") == 0.5  # MeCab splits the Japanese into words
+    assert repetition(lines, "none") == 0.25  # without it only the spaced line has tokens to repeat
+    assert repetition([], "none") == 0.0
