@@ -338,6 +338,10 @@ class TranslateJob:
     precision: Precision = Precision.auto  # bf16 autocast where the hardware has it natively
     quantize: Quantize = Quantize.none  # int8: dynamically quantized linear layers and LSTMs (CPU)
     compile: bool = False  # torch.compile the decoder step (CUDA graphs on a GPU); off until measured
+    constraints: bool = (
+        False  # input lines are "source<TAB>term<TAB>term...": every term appears in the output
+    )
+    ordered_constraints: bool = False  # ... in the order given
     interactive: bool | None = None  # None: when stdin is a terminal and input is -
     progress: bool | None = None  # None: when stderr is a terminal
     num_threads: int = 0  # CPU threads (0: PyTorch's default; 1 on a machine busy with other work)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,13 +24,14 @@ import numpy as np
 import torch
 
 from nmt import NmtError
-from nmt.config import BadLine, OutputFormat, Precision, Quantize, SearchConfig
+from nmt.config import BadLine, OutputFormat, Precision, Quantize, SearchConfig, SearchMethod
 from nmt.data.batching import batch_indices, pad
 from nmt.data.files import decode_utf8_line
 from nmt.data.text import Prepared, TextProcessor
 from nmt.data.tokenizer import UNK, Tokenizer
 from nmt.runtime import DecodePool, autocast, autocast_dtype, describe_precision, plan_workers
 from nmt.search import Hypothesis, SearchModel, search
+from nmt.search.constrained import constrained_search
 from nmt.search.forced import force
 from nmt.search.precision import PROBE_MAX_SENTENCES, PROBE_SOURCE_LEN, Choice, remembered
 
@@ -70,6 +71,8 @@ class Options:
     quantize: Quantize = Quantize.none  # int8 dynamically quantized model (CPU)
     compile: bool = False  # torch.compile the decoder step (nmt/model/capture.py)
     workers: int = 0  # CPU: batches decoded side by side (0: auto, 1: one at a time); see plan_workers
+    constraints: bool = False  # input lines are "source<TAB>term<TAB>term...": each term must appear
+    ordered_constraints: bool = False  # ... in the order given
     # (ignored with compile=true: a compiled step stays on one thread)
 
 
@@ -245,11 +248,16 @@ class Translator:
 
     # ------------------------------------------------------------------ translation
 
-    def translate(self, lines: str | list[str]) -> str | list[str]:
-        """Plain text in, plain text out: one sentence, or a list of them (one result each, in order)."""
+    def translate(
+        self, lines: str | list[str], constraints: list[str] | list[list[str]] | None = None
+    ) -> str | list[str]:
+        """Plain text in, plain text out: one sentence, or a list of them (one result each, in
+        order); ``constraints``: target terms it must contain (a list of terms for one sentence,
+        a list of such lists for a list of sentences)."""
         if isinstance(lines, str):
-            return self.translate_detailed([lines])[0].text
-        return [t.text for t in self.translate_detailed(lines)]
+            terms = [constraints] if constraints else None
+            return self.translate_detailed([lines], constraints=terms)[0].text  # type: ignore[list-item]
+        return [t.text for t in self.translate_detailed(lines, constraints=constraints)]  # type: ignore[arg-type]
 
     def translate_file(
         self,
@@ -272,6 +280,8 @@ class Translator:
         on_batch=None,
         search: SearchConfig | None = None,
         with_attention: bool | None = None,
+        constraints: list[list[str]] | None = None,
+        ordered: bool | None = None,
     ) -> list[Translation]:
         """Text lines -> one Translation each, same order; blank lines give empty translations.
 
@@ -279,9 +289,17 @@ class Translator:
         translation depends on nothing else); sampling draws for every line on its own.
         ``search`` and ``with_attention`` replace the translator's own settings for this call
         (nmt-serve's requests choose their beam size, alpha, n-best and attention).
+        ``constraints[i]``: target terms line i must contain (``ordered``: in that order; default
+        ``options.ordered_constraints``), found by constrained beam search; with
+        ``options.constraints`` they come from the lines themselves ("source<TAB>term<TAB>...").
         """
         cfg = self.cfg if search is None else search
         attend = self.options.with_attention if with_attention is None else with_attention
+        if constraints is None and self.options.constraints:  # "source<TAB>term<TAB>term..."
+            lines, constraints = split_constraints(lines)
+        if constraints is not None and any(constraints):
+            in_order = self.options.ordered_constraints if ordered is None else ordered
+            return self._constrained(lines, constraints, cfg, attend, in_order, name, first_lineno, on_batch)
         prepared = self.prepare(lines)
         ids = self.encode([p.text for p in prepared], name, first_lineno)
         todo = [k for k, seq in enumerate(ids) if seq]
@@ -326,6 +344,85 @@ class Translator:
         if on_batch is not None and blank:
             on_batch(blank)
         return out
+
+    def _constrained(
+        self,
+        lines: list[str],
+        constraints: list[list[str]],
+        cfg: SearchConfig,
+        attend: bool,
+        ordered: bool,
+        name: str,
+        first_lineno: int,
+        on_batch,  # noqa: ANN001
+    ) -> list[Translation]:
+        """Lines with target terms: constrained beam search (``nmt.search.constrained``, beam size
+        ``search.beam_size`` whatever the method) for the lines that have terms, the ordinary
+        search for the others."""
+        if len(constraints) != len(lines):
+            raise NmtError(f"{len(constraints)} lists of constraints for {len(lines)} lines")
+        if cfg.method == SearchMethod.sample:
+            raise NmtError("constraints need greedy or beam search, not sampling")
+        plain = [k for k, c in enumerate(constraints) if not c]
+        out: list[Translation] = [Translation("", None, None) for _ in lines]
+        if plain:
+            for k, t in zip(
+                plain,
+                self.translate_detailed(
+                    [lines[k] for k in plain], name, search=cfg, with_attention=attend, constraints=[]
+                ),
+            ):
+                out[k] = t
+        wanted = [k for k, c in enumerate(constraints) if c]
+        prepared = self.prepare([lines[k] for k in wanted])
+        ids = [self.encode([p.text], name, first_lineno + k)[0] for p, k in zip(prepared, wanted)]
+        phrases = [
+            [self.constraint_ids(term, name, first_lineno + k) for term in constraints[k]] for k in wanted
+        ]
+        beam_cfg = replace(cfg, method=SearchMethod.beam)
+        with self.autocast():
+            for j, k in enumerate(wanted):
+                if not ids[j]:  # a blank line with terms: the terms are the translation
+                    hyps = [[Hypothesis([p for ph in phrases[j] for p in ph], 0.0, 0.0)]]
+                else:
+                    src = torch.tensor([ids[j]], device=self.device)
+                    hyps = constrained_search(
+                        self.model, src, torch.tensor([len(ids[j])]), beam_cfg, [phrases[j]],
+                        ordered, attend,
+                    )  # fmt: skip
+                picks = self._unk_picks([ids[j]], hyps) if self.options.replace_unk and ids[j] else {}
+                out[k] = self._result(ids[j], prepared[j], hyps[0], picks.get(0, {}), attend and bool(ids[j]))
+        if on_batch is not None:
+            on_batch(len(lines))
+        return out
+
+    def constraint_ids(self, term: str, name: str = "<constraint>", lineno: int = 0) -> list[int]:
+        """A target term as the model writes it: the target side's text processing (for a corpus
+        segmented into words, MeCab's words for Japanese), SentencePiece, and for a language
+        written without spaces no word-start mark (a term inside a Japanese sentence follows
+        other characters, not a space)."""
+        text = term.strip()
+        if self.text is not None and self.text.segmented and self.text.tgt_lang == "ja":
+            text = _mecab_words(text)
+        elif self.text is not None:
+            text = self.text.target_corpus(text)
+        ids = self.tgt_tok.encode([text])[0]
+        unspaced = self.text is not None and not self.text.segmented and self.text.tgt_lang in NO_SPACES
+        if ids and unspaced:
+            first = self.tgt_tok.pieces(ids[:1])[0]
+            if first == "\u2581":
+                ids = ids[1:]
+            elif first.startswith("\u2581"):
+                bare = self.tgt_tok.piece_id(first[1:])
+                ids = [bare, *ids[1:]] if bare != UNK else ids
+        where = f"{name}:{lineno}" if lineno else name
+        if not ids:
+            raise NmtError(f"{where}: the term {term!r} has no target pieces")
+        if UNK in ids:
+            raise NmtError(
+                f"{where}: the term {term!r} has characters the model cannot write (an unknown piece)"
+            )
+        return ids
 
     def _result(
         self,
@@ -435,13 +532,32 @@ class Translator:
             try:
                 chunk.append(self.check_line(raw, name, lineno))
             except NmtError:
-                self.encode([p.text for p in self.prepare(chunk)], name, first)  # an earlier long line first
+                sources = split_constraints(chunk)[0] if self.options.constraints else chunk
+                self.encode(
+                    [p.text for p in self.prepare(sources)], name, first
+                )  # an earlier long line first
                 raise
             if len(chunk) >= chunk_lines:
                 yield from self.translate_detailed(chunk, name, first, on_batch)
                 chunk, first = [], lineno + 1
         if chunk:
             yield from self.translate_detailed(chunk, name, first, on_batch)
+
+
+NO_SPACES = {"ja", "zh", "th"}  # languages written without spaces between words
+
+
+def _mecab_words(text: str) -> str:
+    """Japanese text split into MeCab's words (the form of a corpus segmented that way)."""
+    from sacrebleu.tokenizers.tokenizer_ja_mecab import TokenizerJaMecab
+
+    return TokenizerJaMecab()(text)
+
+
+def split_constraints(lines: list[str]) -> tuple[list[str], list[list[str]]]:
+    """ "source<TAB>term<TAB>term..." lines -> the sources and each line's terms (blank ones dropped)."""
+    fields = [line.split("\t") for line in lines]
+    return [f[0] for f in fields], [[t.strip() for t in f[1:] if t.strip()] for f in fields]
 
 
 def _word_index(pieces: list[str]) -> list[int]:

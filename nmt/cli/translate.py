@@ -81,6 +81,8 @@ def task(cfg: TranslateJob) -> None:
         quantize=cfg.quantize,
         compile=cfg.compile,
         workers=cfg.workers,
+        constraints=cfg.constraints,
+        ordered_constraints=cfg.ordered_constraints,
     )
     translator, _ = load_translator(cfg.ckpt, device, cfg.search, options)
     is_interactive = (

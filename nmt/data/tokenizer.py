@@ -98,6 +98,10 @@ class Tokenizer:
     def pieces(self, ids: list[int]) -> list[str]:
         return [self.sp.id_to_piece(i) for i in ids]
 
+    def piece_id(self, piece: str) -> int:
+        """The id of a piece of the vocabulary (UNK if it has none)."""
+        return self.sp.piece_to_id(piece)
+
     def vocabulary(self) -> tuple[tuple[str, float, bool, bool], ...]:
         """Every piece with its score and kind, by id: what decides how text maps to ids. Two models
         trained alike on the same text have the same vocabulary even though their serialized files

@@ -9,7 +9,8 @@
 its own search, nmt's additions: ``"beam_size"`` (1: greedy), ``"alpha"`` (GNMT length
 penalty), ``"n_best"``, and ``"attention": true`` for the pieces, the attention matrix and the
 words ``replace_unk`` copied (``src_pieces``, ``tgt_pieces``, ``attention``, ``replaced`` in the
-first rank's answer). Besides these: the page at ``/`` (nmt/serve/page.py) and, with a character
+first rank's answer), and ``"constraints": ["term", ...]`` (with ``"ordered_constraints"``),
+target terms the translation must contain (constrained beam search). Besides these: the page at ``/`` (nmt/serve/page.py) and, with a character
 model (``lm=``), the char-rnn routes under ``/lm/`` (nmt/serve/lm.py).
 
 Every request is checked
@@ -142,7 +143,11 @@ def create_app(
             answers = await asyncio.wait_for(
                 asyncio.gather(
                     *(
-                        batchers[m].translate([payload[i]["src"] for i in rows], settings)
+                        batchers[m].translate(
+                            [payload[i]["src"] for i in rows],
+                            settings,
+                            [payload[i].get("constraints", []) for i in rows],
+                        )
                         for (m, settings), rows in groups.items()
                     )
                 ),
@@ -282,14 +287,30 @@ def check_payload(payload: object, models: dict, default_id: int | None, limits:
             raise Refused(404, f"item {i}: no model with id {model_id} ({serving})")
 
 
+MAX_TERMS = 16  # target terms ("constraints") per sentence
+
+
 def item_settings(item: dict, i: int, translator: Translator, limits: Limits) -> Settings:
     """The search an item asks for: the model's own unless it names beam_size, alpha or n_best
     (beam_size 1 is greedy search); ``Refused`` for a value out of range."""
-    attention = item.get("attention", False)
-    if not isinstance(attention, bool):
-        raise Refused(400, f'item {i}: "attention" must be true or false')
+    attention, ordered = item.get("attention", False), item.get("ordered_constraints", False)
+    for key, value in (("attention", attention), ("ordered_constraints", ordered)):
+        if not isinstance(value, bool):
+            raise Refused(400, f'item {i}: "{key}" must be true or false')
+    terms = item.get("constraints", [])
+    if not isinstance(terms, list) or not all(isinstance(t, str) and t.strip() for t in terms):
+        raise Refused(400, f'item {i}: "constraints" must be a list of non-empty strings (target terms)')
+    if len(terms) > MAX_TERMS or sum(len(t) for t in terms) > limits.max_input_chars:
+        raise Refused(
+            400, f"item {i}: at most {MAX_TERMS} terms of {limits.max_input_chars} characters in all"
+        )
+    for term in terms:
+        try:
+            translator.constraint_ids(term, f"item {i}")
+        except NmtError as e:
+            raise Refused(400, str(e)) from None
     if not any(k in item for k in ("beam_size", "alpha", "n_best")):
-        return Settings(attention=attention)
+        return Settings(attention=attention, ordered=ordered)
     base = translator.cfg
     beam = item.get("beam_size", base.beam_size if base.method == SearchMethod.beam else 1)
     if not isinstance(beam, int) or isinstance(beam, bool) or not 1 <= beam <= limits.max_beam:
@@ -300,4 +321,4 @@ def item_settings(item: dict, i: int, translator: Translator, limits: Limits) ->
     n_best = item.get("n_best", min(base.nbest, beam))
     if not isinstance(n_best, int) or isinstance(n_best, bool) or not 1 <= n_best <= beam:
         raise Refused(400, f'item {i}: "n_best" must be an integer from 1 to beam_size ({beam})')
-    return Settings(beam, float(alpha), n_best, attention)
+    return Settings(beam, float(alpha), n_best, attention, ordered)

@@ -39,6 +39,7 @@ class Settings:
     alpha: float | None = None  # GNMT length penalty
     n_best: int | None = None
     attention: bool = False  # pieces and attention in each Translation
+    ordered: bool = False  # the terms of "constraints" in the order given
 
     def search(self, base: SearchConfig) -> SearchConfig | None:
         """``base`` with this request's beam size, alpha and n-best (None: ``base`` unchanged)."""
@@ -61,6 +62,7 @@ class _Job:
     future: asyncio.Future
     words: int
     settings: Settings = Settings()
+    constraints: list[list[str]] | None = None  # per line: target terms it must contain
     queued: float = field(default_factory=time.perf_counter)
 
 
@@ -78,14 +80,17 @@ class Batcher:
         self.arrived: asyncio.Event | None = None
         self.batches = self.sentences = 0  # served so far (for /models)
 
-    async def translate(self, lines: list[str], settings: Settings = Settings()) -> list[Translation]:
-        """Queue ``lines`` and wait for their translations (raises QueueFull at once if full)."""
+    async def translate(
+        self, lines: list[str], settings: Settings = Settings(), constraints: list[list[str]] | None = None
+    ) -> list[Translation]:
+        """Queue ``lines`` (with each line's target terms, if any) and wait for their
+        translations (raises QueueFull at once if full)."""
         if self.arrived is None:
             raise RuntimeError("the batcher is not running")
         if self.waiting + len(lines) > self.queue_limit:
             raise QueueFull
         words = sum(len(s.split()) + 1 for s in lines)
-        job = _Job(lines, asyncio.get_running_loop().create_future(), words, settings)
+        job = _Job(lines, asyncio.get_running_loop().create_future(), words, settings, constraints)
         self.queue.append(job)
         self.waiting += len(lines)
         self.arrived.set()
@@ -114,6 +119,9 @@ class Batcher:
         are translated again one by one, so that only the request that fails gets the error."""
         lines = [s for job in batch for s in job.lines]
         settings = batch[0].settings  # the same for the whole batch (_take)
+        terms = None
+        if any(job.constraints for job in batch):
+            terms = [c for job in batch for c in (job.constraints or [[] for _ in job.lines])]
         loop = asyncio.get_running_loop()
         try:
             results = await loop.run_in_executor(
@@ -123,6 +131,8 @@ class Batcher:
                     lines,
                     search=settings.search(self.translator.cfg),
                     with_attention=settings.attention,
+                    constraints=terms,
+                    ordered=settings.ordered,
                 ),
             )
         except Exception as e:  # noqa: BLE001 - the requests learn of it, the server goes on

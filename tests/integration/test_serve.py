@@ -246,3 +246,21 @@ def test_serving_never_imports_the_training_package(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_an_item_may_give_target_terms(server: Server) -> None:
+    src = PAIRS[0][0]
+    plain = server.translate([{"src": src}])[1][0][0]["tgt"]
+    vocab = sorted({w for _, t in PAIRS for w in t.split()} - set(plain.split()))
+    status, out, _ = server.translate([{"src": src, "constraints": [vocab[0], vocab[1]]}, {"src": src}])
+    assert status == 200, out
+    assert {vocab[0], vocab[1]} <= set(out[0][0]["tgt"].split()) and out[0][1]["tgt"] == plain
+    for bad, words in [
+        ({"constraints": "inu"}, '"constraints" must be a list of non-empty strings'),
+        ({"constraints": [""]}, '"constraints" must be a list of non-empty strings'),
+        ({"constraints": ["Ω"]}, "item 0: the term 'Ω' has characters the model cannot write"),
+        ({"constraints": ["inu"] * 17}, "at most 16 terms"),
+        ({"ordered_constraints": 1}, '"ordered_constraints" must be true or false'),
+    ]:
+        status, out, _ = server.translate([{"src": src, **bad}])
+        assert status == 400 and words in out["error"], out

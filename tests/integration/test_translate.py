@@ -306,3 +306,34 @@ def test_the_translate_command_imports_torch_only_when_it_runs() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_terms_in_a_tab_separated_column_all_appear(toy_run: ToyRun, tmp_path: Path) -> None:
+    """constraints=true: "source<TAB>term<TAB>term"; each term is in its line's translation (a
+    word the toy model would not write there), lines without terms translate as before, the line
+    count is kept (blank lines included)."""
+    lines = [s for s, _ in PAIRS[:6]]
+    plain = translate(toy_run, stdin="".join(s + "\n" for s in lines).encode())
+    assert plain.returncode == 0, plain.stderr.decode()
+    before = plain.stdout.decode().splitlines()
+    vocab = sorted({w for _, t in PAIRS for w in t.split()})
+    terms = [[next(w for w in vocab if w not in before[k].split())] if k % 2 == 0 else [] for k in range(6)]
+    terms[4] = [vocab[0], vocab[-1]]
+    tsv = "".join(s + "".join("\t" + t for t in ts) + "\n" for s, ts in zip(lines, terms)) + "\n"
+    proc = translate(toy_run, "constraints=true", stdin=tsv.encode())
+    assert proc.returncode == 0, proc.stderr.decode()
+    got = proc.stdout.decode().split("\n")
+    assert len(got) == 8 and got[6] == "" and got[7] == ""  # 7 lines, the last one blank
+    for k in range(6):
+        if terms[k]:
+            assert all(t in got[k].split() for t in terms[k]), (terms[k], got[k])
+        else:
+            assert got[k] == before[k]
+    ordered = translate(
+        toy_run,
+        "constraints=true",
+        "ordered_constraints=true",
+        stdin=f"{lines[0]}\t{vocab[-1]}\t{vocab[0]}\n".encode(),
+    )
+    words = ordered.stdout.decode().split()
+    assert words.index(vocab[-1]) < len(words) - 1 - words[::-1].index(vocab[0])  # in the order given

@@ -23,7 +23,7 @@ class Recorder:
         self.calls: list[tuple[list[str], SearchConfig | None, bool]] = []
 
     def translate_detailed(
-        self, lines: list[str], search: SearchConfig | None = None, with_attention: bool = False
+        self, lines: list[str], search: SearchConfig | None = None, with_attention: bool = False, **_: object
     ) -> list[Translation]:
         self.calls.append((list(lines), search, with_attention))
         beam = (search or self.cfg).beam_size

@@ -376,3 +376,34 @@ def test_a_call_may_ask_for_its_own_search(model: Seq2Seq, toy_tokenizers: tuple
     assert [t.nbest for t in got] == [t.nbest for t in want_beam] and all(len(t.nbest) == 3 for t in got)
     assert all(t.attention is not None for t in got)
     assert [t.text for t in greedy.translate_detailed(LINES[:6])] == [t.text for t in want_greedy]
+
+
+# --------------------------------------------------------------------------- terms (constraints)
+
+
+def test_every_term_appears_and_lines_without_terms_are_unchanged(
+    model: Seq2Seq, toy_tokenizers: tuple
+) -> None:
+    tr = translator(model, toy_tokenizers, "beam", beam_size=4)
+    words = sorted({w for _, tgt in make_pairs(40, seed=3) for w in tgt.split()})
+    terms = [[words[k % len(words)]] if k % 2 == 0 else [] for k in range(8)]
+    terms[2] = [words[1], words[4]]
+    plain = tr.translate_detailed(LINES[:8])
+    got = tr.translate_detailed(LINES[:8], constraints=terms)
+    for k, (t, want) in enumerate(zip(got, plain)):
+        if terms[k]:
+            assert all(term in t.text.split() for term in terms[k]), (terms[k], t.text)
+        else:
+            assert t.text == want.text and t.score == pytest.approx(want.score, abs=1e-9)  # other batch
+    tsv = Translator(model, *toy_tokenizers, tr.cfg, CPU, Options(batch_size=64, constraints=True))
+    lines = [line + "".join("\t" + term for term in ts) for line, ts in zip(LINES[:8], terms)]
+    assert [t.text for t in tsv.translate_detailed(lines)] == [t.text for t in got]
+    assert tsv.translate([LINES[0]]) == [plain[0].text]  # no tab: no terms
+
+
+def test_a_term_the_model_cannot_write_is_an_error_naming_it(model: Seq2Seq, toy_tokenizers: tuple) -> None:
+    tr = translator(model, toy_tokenizers, "beam", beam_size=2)
+    with pytest.raises(NmtError, match="the term 'Ω' has characters the model cannot write"):
+        tr.translate_detailed([LINES[0]], "in.txt", 7, constraints=[["Ω"]])
+    with pytest.raises(NmtError, match="constraints need greedy or beam search"):
+        translator(model, toy_tokenizers, "sample").translate_detailed([LINES[0]], constraints=[["x"]])
