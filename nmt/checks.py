@@ -139,6 +139,28 @@ def validate_tokenizer(t: TokenizerConfig) -> None:
         )
 
 
+def validate_subwords(t: TrainConfig, tok: TokenizerConfig) -> None:
+    """Subword sampling needs a model that has segmentations to sample: unigram or BPE."""
+    _at_least("train", t, 0, "subword_alpha")
+    _at_least("train", t, 1, "subword_workers")
+    _need(
+        t.subword_sides in ("src", "tgt", "both"), "train.subword_sides", t.subword_sides, "src, tgt or both"
+    )
+    _need(
+        isinstance(t.subword_nbest, int) and t.subword_nbest != 0,
+        "train.subword_nbest",
+        t.subword_nbest,
+        "-1 (all) or >= 1",
+    )
+    if t.subword_alpha > 0 and tok.model_type.value not in ("unigram", "bpe"):
+        raise NmtError(
+            f"train.subword_alpha={t.subword_alpha} samples segmentations, which a {tok.model_type.value} "
+            "model does not have: use tokenizer=unigram or tokenizer=bpe"
+        )
+    if t.subword_alpha > 0 and tok.model_type.value == "bpe":
+        _need(t.subword_alpha < 1, "train.subword_alpha", t.subword_alpha, "< 1 (BPE-dropout: a probability)")
+
+
 def validate_search(s: SearchConfig) -> None:
     """Every search value against its meaning: a negative alpha would break the beam's exact
     stopping bound, a negative coverage weight would reward leaving the source untranslated."""

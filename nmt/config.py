@@ -258,6 +258,11 @@ class TrainConfig:
     max_steps: int = 0  # stop after this many updates (0: no limit)
     max_epochs: int = 0  # (0: no limit)
     max_time: float = 0.0  # minutes of wall-clock training, validations included (0: no limit)
+    # subword regularisation: a fresh segmentation of every training pair each epoch (nmt/data/sampling.py)
+    subword_alpha: float = 0.0  # 0: off; unigram: SentencePiece's smoothing (Kudo 2018; smaller is flatter); bpe: BPE-dropout probability
+    subword_nbest: int = -1  # unigram: sample among the n best segmentations (-1: all)
+    subword_sides: str = "both"  # src | tgt | both
+    subword_workers: int = 1  # processes that segment the next epoch while this one trains
     valid_every: int = 1000  # steps
     valid_bleu: bool = True  # greedy-decode the dev set at each validation
     valid_max_sents: int = 0  # decode N dev sentences for BLEU, spread evenly across the dev set (0: all)

@@ -136,15 +136,19 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def run(worker: Worker, method: str, tasks: Iterable[tuple], workers: int) -> Iterator:
+def run(worker: object, method: str, tasks: Iterable[tuple], workers: int, spawn: bool = False) -> Iterator:
     """``getattr(worker, method)(*task)`` for every task, in order: in ``workers`` processes
-    (spawned: nothing inherited but the worker), at most two tasks each in flight."""
-    tasks = list(tasks)
-    if workers <= 1 or len(tasks) <= 1:
+    (spawned: nothing inherited but the worker), at most two tasks each in flight; in this
+    process for one worker or one task, unless ``spawn``. ``tasks`` is read as it goes."""
+    tasks = iter(tasks)
+    head = list(itertools.islice(tasks, 2))
+    tasks = itertools.chain(head, tasks)
+    if not spawn and (workers <= 1 or len(head) <= 1):
         call = getattr(worker, method)
         for args in tasks:
             yield call(*args)
         return
+    workers = max(workers, 1)
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(workers, initializer=_init, initargs=(worker,)) as pool:
         pending: deque = deque()

@@ -29,11 +29,20 @@ from omegaconf import OmegaConf
 
 import nmt
 from nmt import NmtError
-from nmt.checks import validate_data, validate_model, validate_search, validate_tokenizer, validate_train
+from nmt.checks import (
+    validate_data,
+    validate_model,
+    validate_search,
+    validate_subwords,
+    validate_tokenizer,
+    validate_train,
+)
 from nmt.config import PlateauMetric, TrainConfig, TrainJob, describe
 from nmt.data.batching import batch_indices, batch_shapes, bounded_multiple, make_batch
 from nmt.data.corpus import Prepared, corpus_weights, load_prepared, prepare
 from nmt.data.mixing import Mixture
+from nmt.data.sampling import Resegmented, Resegmenter, SampledEpochs
+from nmt.data.store import EncodedSplit, Pairs
 from nmt.model.seq2seq import build_model, count_parameters
 from nmt.runlock import RunLock
 from nmt.runtime import (
@@ -69,6 +78,7 @@ class Trainer(Checkpointing):
         validate_model(cfg.model)
         validate_train(cfg.train)
         validate_search(cfg.search)
+        validate_subwords(cfg.train, cfg.tokenizer)
         if cfg.train.tensorboard:
             summary_writer()  # installed? (before the data is prepared)
         self.cfg, self.tc, self.run_dir = cfg, cfg.train, run_dir
@@ -87,6 +97,8 @@ class Trainer(Checkpointing):
         self._first_epoch: list[np.ndarray] | None = (
             None  # epoch 1's batches, cut while choosing the multiple
         )
+        self.sampler = self._sampler()  # subword sampling: each epoch's own segmentation
+        self.epoch_split: EncodedSplit | Pairs | Resegmented = self.train_split  # the epoch's pairs
         self.multiple, self.shapes = self._shape_multiple()
         self.model = build_model(cfg.model, len(self.data.src_tok), len(self.data.tgt_tok)).to(self.device)
         self.model.encoder.explicit_bptt = self.model.decoder.explicit_bptt = self.tc.explicit_bptt
@@ -117,6 +129,24 @@ class Trainer(Checkpointing):
         self.dist.wait_for_main()  # preparing a large corpus outlasts any collective's timeout
         return prepared if self.dist.main else load_prepared(data_dir)
 
+    def _sampler(self) -> SampledEpochs | None:
+        """Subword regularisation's epochs (``train.subword_alpha`` > 0), each process its own."""
+        tc = self.tc
+        if tc.subword_alpha <= 0:
+            return None
+        worker = Resegmenter(
+            self.data.src_tok.proto,
+            self.data.tgt_tok.proto,
+            tc.subword_alpha,
+            tc.subword_nbest,
+            tc.subword_sides,
+            self.cfg.data.max_len,
+        )
+        folder = self.run_dir / "data" / "sampled" / f"rank_{self.dist.rank}"
+        return SampledEpochs(
+            self.train_split, worker, self.cfg.seed, folder, self.mixture.epoch, tc.subword_workers
+        )
+
     def _shape_multiple(self) -> tuple[int, int]:
         """(length multiple, distinct batch shapes of the first epoch) for this run.
 
@@ -130,7 +160,7 @@ class Trainer(Checkpointing):
         """
         tc = self.tc
         drawn = self.mixture.epoch(1)
-        src, tgt = self.train_split.src_lens, self.train_split.tgt_lens
+        src, tgt = self.train_split.src_lens, self.train_split.tgt_lens  # (sampled epochs: alike)
         if drawn is not None:
             src, tgt = src[drawn], tgt[drawn]
 
@@ -190,6 +220,15 @@ class Trainer(Checkpointing):
             for line in self.mixture.describe():
                 log.info("corpus %s", line)
         self.describe_loops()
+        if self.sampler is not None:
+            log.info(
+                "subword sampling: a fresh segmentation every epoch | alpha %g, nbest %d, %s side(s) | "
+                "next epoch made by %d process(es) in the background",
+                tc.subword_alpha,
+                tc.subword_nbest,
+                tc.subword_sides,
+                tc.subword_workers,
+            )
         log.info(
             "batch shapes: %d distinct (sentences, source, target) in the first epoch, lengths padded to a multiple of %d%s",
             self.shapes,
@@ -221,8 +260,10 @@ class Trainer(Checkpointing):
         if st.batch_in_epoch == 0:
             st.epoch += 1
         drawn = self.mixture.epoch(st.epoch)  # None: every pair once
-        src_lens, tgt_lens = self.train_split.src_lens, self.train_split.tgt_lens
-        if st.epoch == 1 and self._first_epoch is not None:  # cut when the multiple was chosen
+        if self.sampler is not None:  # this epoch's segmentation (the same again on resuming)
+            self.epoch_split = self.sampler.epoch(st.epoch)
+        src_lens, tgt_lens = self.epoch_split.src_lens, self.epoch_split.tgt_lens
+        if st.epoch == 1 and self._first_epoch is not None and self.sampler is None:  # cut already
             batches = self._first_epoch
         else:
             batches = self._cut(
@@ -243,12 +284,12 @@ class Trainer(Checkpointing):
 
     def update(self, members: list[np.ndarray]) -> float:
         """One optimizer update over a group of batches (this process takes its share); returns the LR."""
-        tgt_lens = self.train_split.tgt_lens
+        tgt_lens = self.epoch_split.tgt_lens
         normalizer = sum(int(tgt_lens[idx].sum()) + len(idx) for idx in members)  # target tokens with EOS
         mine = members[self.dist.rank :: self.dist.world]
         st = self.state
         for k, idx in enumerate(mine):
-            b = make_batch(self.train_split, idx, multiple=self.multiple).to(self.device)
+            b = make_batch(self.epoch_split, idx, multiple=self.multiple).to(self.device)
             sync = k == len(mine) - 1 or self.dist.world == 1  # DDP all-reduces on the last backward only
             with contextlib.nullcontext() if sync else self.ddp.no_sync(), autocast(self.device, self.amp):
                 loss, nll = self.ddp(b.src, b.src_lens, b.tgt_in, b.tgt_out, self.tc.label_smoothing)
@@ -405,6 +446,8 @@ class Trainer(Checkpointing):
                     self.validate_and_save(progress)
         finally:
             progress.close()
+            if self.sampler is not None:
+                self.sampler.close()
             if self.board is not None:
                 self.board.close()
             dist.close()

@@ -15,7 +15,7 @@ import torch
 
 from nmt.model.io import load_checkpoint
 from tests.conftest import ToyRun
-from tests.helpers import run_cli, stderr_lines, toy_workdir
+from tests.helpers import assert_one_line_error, run_cli, stderr_lines, toy_workdir
 
 pytestmark = pytest.mark.slow
 
@@ -306,3 +306,46 @@ def test_trains_on_cuda_and_translates_on_cpu(tmp_path: Path, precision: str) ->
     )
     assert out.returncode == 0, out.stderr.decode()
     assert len(out.stdout.decode().splitlines()) == 3
+
+
+def test_subword_sampling_resumes_exactly_and_segments_each_epoch_afresh(tmp_path: Path) -> None:
+    """train.subword_alpha: every epoch its own segmentation (more pieces than the prepared one,
+    different from the last epoch's), dev never sampled, and 150 steps + resume to 300 == 300 in one go."""
+    cwd = toy_workdir(tmp_path, train=3000)
+    common = (
+        "experiment=toy",
+        CORPUS,
+        "tokenizer=unigram",
+        "tokenizer.vocab_size=64",
+        "train.subword_alpha=0.3",
+    )
+    common += (
+        "train.valid_every=75",
+        "train.valid_max_sents=10",
+        "train.batch_size=512",
+        "model.dropout=0.1",
+    )
+    first = run_cli("train", *common, "train.max_steps=150", "run_dir=runs/split", cwd=cwd)
+    assert first.returncode == 0, "\n".join(stderr_lines(first)[-20:])
+    segmented = [line for line in stderr_lines(first) if "segmented afresh" in line]
+    assert segmented and "pieces: source +" in segmented[0] and "target +" in segmented[0]
+    second = run_cli(
+        "train", *common, "train.max_steps=300", "train.resume=true", "run_dir=runs/split", cwd=cwd
+    )
+    assert second.returncode == 0, "\n".join(stderr_lines(second)[-20:])
+    whole = run_cli("train", *common, "train.max_steps=300", "run_dir=runs/whole", cwd=cwd)
+    assert whole.returncode == 0, "\n".join(stderr_lines(whole)[-20:])
+    assert_same_weights(cwd / "runs/split/checkpoints/last.pt", cwd / "runs/whole/checkpoints/last.pt")
+    split_last = load_checkpoint(cwd / "runs/split/checkpoints/last.pt")
+    whole_last = load_checkpoint(cwd / "runs/whole/checkpoints/last.pt")
+    assert split_last["state"]["tokens"] == whole_last["state"]["tokens"]  # the same pieces were seen
+
+
+def test_subword_sampling_needs_a_model_with_segmentations(tmp_path: Path) -> None:
+    cwd = toy_workdir(tmp_path)
+    proc = run_cli(
+        "train", *QUICK, CORPUS, "tokenizer=word", "train.subword_alpha=0.2", "run_dir=runs/w", cwd=cwd
+    )
+    assert "a word model does not have: use tokenizer=unigram or tokenizer=bpe" in assert_one_line_error(
+        proc, "nmt-train"
+    )
