@@ -149,15 +149,24 @@ def run(worker: object, method: str, tasks: Iterable[tuple], workers: int, spawn
             yield call(*args)
         return
     workers = max(workers, 1)
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init, initargs=(worker,)) as pool:
-        pending: deque = deque()
-        for args in tasks:
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().get()
-            pending.append(pool.apply_async(_call, ((method, args),)))
-        while pending:
+    with start_pool(worker, workers) as pool:
+        yield from run_in(pool, workers, method, tasks)
+
+
+def start_pool(worker: object, workers: int):  # noqa: ANN201 - a multiprocessing Pool
+    """``workers`` spawned processes, each holding ``worker`` (nothing else inherited)."""
+    return multiprocessing.get_context("spawn").Pool(workers, initializer=_init, initargs=(worker,))
+
+
+def run_in(pool, workers: int, method: str, tasks: Iterable[tuple]) -> Iterator:  # noqa: ANN001
+    """``run`` on a pool that lives longer than one call (its workers keep what they cached)."""
+    pending: deque = deque()
+    for args in tasks:
+        if len(pending) >= 2 * workers:
             yield pending.popleft().get()
+        pending.append(pool.apply_async(_call, ((method, args),)))
+    while pending:
+        yield pending.popleft().get()
 
 
 class LineProgress:

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import sentencepiece as spm
 
-from nmt.data.encode import run
+from nmt.data.encode import run_in, start_pool
 from nmt.data.store import EncodedSplit, Pairs
 from nmt.data.tokenizer import UNK
 
@@ -230,6 +230,8 @@ class SampledEpochs:
         self._next: tuple[int, threading.Thread] | None = None
         self._error: BaseException | None = None
         self._stop = threading.Event()
+        self._pool = None  # the worker processes, started once: they keep each word's n-best
+        self._lock = threading.Lock()  # one epoch at a time on the pool
 
     def epoch(self, epoch: int) -> Resegmented:
         """Epoch ``epoch``'s view (made now if the background has not made it), and the next
@@ -253,6 +255,10 @@ class SampledEpochs:
         self._stop.set()
         if self._next is not None:
             self._next[1].join()
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
 
     def _picked(self, epoch: int) -> np.ndarray:
         drawn = self.picks(epoch)
@@ -288,9 +294,11 @@ class SampledEpochs:
             for k, c in enumerate(chunks)
         )
         src_lens, tgt_lens = [], []
-        with open(tmp / "src.ids", "wb") as fs, open(tmp / "tgt.ids", "wb") as ft:
-            # in processes of their own (spawn): the training loop keeps this one's interpreter
-            for s_ids, s_lens, t_ids, t_lens in run(self.worker, "chunk", tasks, self.workers, spawn=True):
+        with self._lock, open(tmp / "src.ids", "wb") as fs, open(tmp / "tgt.ids", "wb") as ft:
+            # in processes of their own (spawned once): the training loop keeps this one's interpreter
+            if self._pool is None:
+                self._pool = start_pool(self.worker, self.workers)
+            for s_ids, s_lens, t_ids, t_lens in run_in(self._pool, self.workers, "chunk", tasks):
                 if self._stop.is_set():
                     return
                 fs.write(s_ids.tobytes())

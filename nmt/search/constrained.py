@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from nmt.config import SearchConfig
@@ -156,23 +157,26 @@ def _one(
     tokens = torch.tensor([BOS], device=device)
     finished: list[tuple[float, _Hyp, list[torch.Tensor]]] = []  # (score, hypothesis, attention)
     limit_rows = torch.tensor([limit])
+    mems = {1: one}  # the memory repeated for n rows, made once per n
     for t in range(limit):
         lp, state, weights = model.decode_step(tokens, state, mem)  # (rows, V), (rows, S)
         lp = constrain(lp.float(), t, limit_rows.expand(lp.size(0)), cfg, None)
-        for i, h in enumerate(alive):
-            if not h.progress.all_met():
-                lp[i, EOS] = NEG_INF  # a hypothesis ends only with every constraint written
+        unmet = [i for i, h in enumerate(alive) if not h.progress.all_met()]
+        if unmet:
+            lp[unmet, EOS] = NEG_INF  # a hypothesis ends only with every constraint written
         V = lp.size(1)
-        scores = lp + torch.tensor([h.lp for h in alive], device=device).unsqueeze(1)  # (rows, V)
-        cands: set[tuple[int, int]] = set()
-        top = scores.view(-1).topk(min(2 * K, scores.numel()))
-        cands.update((int(c) // V, int(c) % V) for c, s in zip(top.indices, top.values) if s > NEG_INF)
+        # the rest of the step is bookkeeping over a few candidates: in numpy, on the host
+        sc = (lp + torch.tensor([h.lp for h in alive], device=device).unsqueeze(1)).cpu().numpy()  # (rows, V)
+        flat = sc.reshape(-1)
+        n_top = min(2 * K, flat.size)
+        top = np.argpartition(-flat, n_top - 1)[:n_top] if n_top < flat.size else np.arange(flat.size)
+        cands: set[tuple[int, int]] = {(int(c) // V, int(c) % V) for c in top if flat[c] > NEG_INF}
+        cands.update((i, int(tok)) for i, tok in enumerate(sc.argmax(1)))
         for i, h in enumerate(alive):
             cands.update((i, tok) for tok in h.progress.wanted(phrases, ordered))
-            cands.add((i, int(scores[i].argmax())))
         banks: dict[int, list[tuple]] = {}
         for i, tok in cands:
-            s = float(scores[i, tok])
+            s = float(sc[i, tok])
             if s <= NEG_INF:
                 continue
             h = alive[i]
@@ -207,7 +211,9 @@ def _one(
             for k, (s, i, tok, progress) in enumerate(chosen)
         ]
         state = state.select(rows)
-        mem = one.select(torch.zeros(len(chosen), dtype=torch.long, device=device))
+        if len(chosen) not in mems:
+            mems[len(chosen)] = one.select(torch.zeros(len(chosen), dtype=torch.long, device=device))
+        mem = mems[len(chosen)]
         tokens = torch.tensor([c[2] for c in chosen], device=device)
     if not any(f[1].progress.all_met() for f in finished):
         finished = [_complete(model, mem, state, alive, phrases, ordered, cfg, with_attention, device)]
