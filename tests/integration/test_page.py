@@ -14,12 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,7 +28,7 @@ from nmt.serve.lm import look
 from nmt.translator import Options
 from tests.conftest import ToyRun
 from tests.helpers import run_cli
-from tests.integration.test_serve import Server, free_port
+from tests.integration.test_serve import Server, launch
 
 pytestmark = pytest.mark.slow
 
@@ -55,30 +50,8 @@ def lm_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "run" / "lm.pt"
 
 
-@contextmanager
-def serving(cwd: Path, *args: str) -> Iterator[Server]:
-    port = free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "nmt.cli.serve", f"port={port}", "precision=fp32", *args]
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    server = Server(proc, port)
-    try:
-        for _ in range(300):
-            if proc.poll() is not None:
-                raise AssertionError(proc.stderr.read().decode() if proc.stderr else "server exited")
-            try:
-                if server.request("/translator/health", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        yield server
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+def serving(cwd: Path, *args: str):  # noqa: ANN201 - a context manager of Server
+    return launch(cwd, "precision=fp32", *args)
 
 
 @pytest.fixture(scope="module")

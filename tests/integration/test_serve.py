@@ -55,10 +55,17 @@ class Server:
 
 @contextmanager
 def serving(toy: ToyRun, *args: str) -> Iterator[Server]:
+    with launch(toy.root, f"ckpt={toy.best}", "search=greedy", *args) as server:
+        yield server
+
+
+@contextmanager
+def launch(cwd: Path, *args: str) -> Iterator[Server]:
+    """``nmt-serve args...`` on a free port, once it answers /translator/health; SIGTERM at the end."""
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "nmt.cli.serve", f"ckpt={toy.best}", f"port={port}", "search=greedy", *args]
-    proc = subprocess.Popen(cmd, cwd=toy.root, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cmd = [sys.executable, "-m", "nmt.cli.serve", f"port={port}", *args]
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
     server = Server(proc, port)
     try:
         for _ in range(300):
