@@ -93,6 +93,8 @@ def decode_ids(
     max_sentences: int = 0,
     keys: list[int] | None = None,
     pool: DecodePool | None = None,
+    constraints: list[list[list[int]]] | None = None,
+    ordered: bool = False,
 ) -> list[list[Hypothesis]]:
     """Piece-id sequences (each non-empty) -> hypotheses in the same order, batched by length.
 
@@ -102,6 +104,8 @@ def decode_ids(
     does not depend on the batching. ``pool``: workers that decode the batches side by side (a
     single batch runs in the calling thread on all its threads). ``on_batch(positions)`` is
     called after each batch, in batch order, with the positions in ``src`` it decoded.
+    ``constraints[i]``: the target phrases (piece ids) sequence i must contain, found by
+    constrained beam search (``ordered``: in the order given); ``cfg`` must then be a beam search.
     """
     key_arr = np.asarray(keys if keys is not None else range(len(src)), dtype=np.int64)
     lens = np.array([len(s) for s in src], dtype=np.int64)
@@ -116,6 +120,9 @@ def decode_ids(
     def run(idx: np.ndarray) -> list[list[Hypothesis]]:
         src_t = pad([np.asarray(src[i]) for i in idx]).to(device, non_blocking=True)  # (batch, src_len)
         src_lens = torch.from_numpy(lens[idx])
+        if constraints is not None:
+            terms = [constraints[i] for i in idx]
+            return constrained_search(model, src_t, src_lens, cfg, terms, ordered, with_attention)
         return search(model, src_t, src_lens, cfg, with_attention, torch.from_numpy(key_arr[idx]))
 
     out: list[list[Hypothesis] | None] = [None] * len(src)
@@ -380,20 +387,34 @@ class Translator:
             [self.constraint_ids(term, name, first_lineno + k) for term in constraints[k]] for k in wanted
         ]
         beam_cfg = replace(cfg, method=SearchMethod.beam)
-        with self.autocast():
-            for j, k in enumerate(wanted):
-                if not ids[j]:  # a blank line with terms: the terms are the translation
-                    hyps = [[Hypothesis([p for ph in phrases[j] for p in ph], 0.0, 0.0)]]
-                else:
-                    src = torch.tensor([ids[j]], device=self.device)
-                    hyps = constrained_search(
-                        self.model, src, torch.tensor([len(ids[j])]), beam_cfg, [phrases[j]],
-                        ordered, attend,
-                    )  # fmt: skip
-                picks = self._unk_picks([ids[j]], hyps) if self.options.replace_unk and ids[j] else {}
-                out[k] = self._result(ids[j], prepared[j], hyps[0], picks.get(0, {}), attend and bool(ids[j]))
-        if on_batch is not None:
-            on_batch(len(lines))
+        todo = [j for j, seq in enumerate(ids) if seq]
+        hyps: list[list[Hypothesis]] = []
+        picks: dict = {}
+        if todo:
+            o = self.options
+            with self.autocast():
+                hyps = decode_ids(
+                    self.model,
+                    [ids[j] for j in todo],
+                    beam_cfg,
+                    self.device,
+                    o.batch_size,
+                    attend,
+                    (lambda positions: on_batch(len(positions))) if on_batch is not None else None,
+                    o.max_sentences,
+                    pool=self._decode_pool(),
+                    constraints=[phrases[j] for j in todo],
+                    ordered=ordered,
+                )
+                picks = self._unk_picks([ids[j] for j in todo], hyps) if o.replace_unk else {}
+        for i, j in enumerate(todo):
+            out[wanted[j]] = self._result(ids[j], prepared[j], hyps[i], picks.get(i, {}), attend)
+        for j, seq in enumerate(ids):
+            if not seq:  # a blank line with terms: the terms are the translation
+                terms = Hypothesis([p for ph in phrases[j] for p in ph], 0.0, 0.0)
+                out[wanted[j]] = self._result(seq, prepared[j], [terms], {}, False)
+        if on_batch is not None and len(lines) > len(todo):
+            on_batch(len(lines) - len(todo))
         return out
 
     def constraint_ids(self, term: str, name: str = "<constraint>", lineno: int = 0) -> list[int]:

@@ -17,20 +17,25 @@ finish.
 before it is written). The length limit grows by the constraints' pieces; a sentence that reaches
 it with no finished hypothesis ends with the best alive one of the highest bank, completed with
 the pieces it still lacks (scored by the model), so the guarantee holds whatever the model
-prefers. Without constraints nmt's ordinary beam search runs (``nmt/search/beam.py``): this one
-decodes a sentence at a time, over the K rows of its beam.
+prefers. Without constraints nmt's ordinary beam search runs (``nmt/search/beam.py``).
+
+A batch of sentences decodes together: each step runs the model once over the alive hypotheses
+of every sentence (a sentence's rows are contiguous, and it may hold fewer than K), the device
+keeps each row's 2K best pieces and the scores of the pieces its constraints want, and only
+those few numbers go to the host, where each sentence fills its beam by bank. A sentence leaves
+the batch when it is done. ``search.no_repeat_ngram`` applies; the coverage penalty does not.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from nmt.config import SearchConfig
-from nmt.data.tokenizer import BOS, EOS
-from nmt.search.common import NEG_INF, Hypothesis, SearchModel, constrain, length_limits, length_norm
+from nmt.data.tokenizer import BOS, EOS, PAD
+from nmt.search.common import NEG_INF, Hypothesis, SearchModel, constrain, length_limits, length_norm, topk
 
 
 @dataclass(frozen=True)
@@ -95,8 +100,22 @@ class _Hyp:
     tokens: list[int]
     lp: float  # sum of log-probabilities so far
     progress: Progress
-    row: int  # its row in the beam's state (for the next decode step)
     attention: list[torch.Tensor]  # (src_len,) per step
+
+
+@dataclass
+class _Sentence:
+    """One sentence's search: its phrases, its length limit, its beam and its finished list."""
+
+    phrases: list[list[int]]
+    limit: int
+    alive: list[_Hyp]
+    finished: list[tuple[float, _Hyp, list[torch.Tensor]]] = field(default_factory=list)
+    done: bool = False
+
+    @property
+    def total(self) -> int:
+        return sum(len(p) for p in self.phrases)
 
 
 def allocate(banks: dict[int, list[tuple]], k: int, top_bank: int) -> list[tuple]:
@@ -128,98 +147,176 @@ def constrained_search(
     with_attention: bool = False,
 ) -> list[list[Hypothesis]]:
     """src (batch, src_len), src_lens (batch,) CPU, ``constraints[b]``: sentence b's phrases (each
-    a list of target piece ids) -> the ``cfg.nbest`` best hypotheses per sentence that contain them all."""
-    out = []
-    for b in range(src.size(0)):
-        n = int(src_lens[b])
-        out.append(
-            _one(model, src[b : b + 1, :n], src_lens[b : b + 1], cfg, constraints[b], ordered, with_attention)
-        )
-    return out
+    a list of target piece ids, at least one phrase) -> the ``cfg.nbest`` best hypotheses per
+    sentence that contain them all.
 
-
-def _one(
-    model: SearchModel,
-    src: torch.Tensor,
-    src_lens: torch.Tensor,
-    cfg: SearchConfig,
-    phrases: list[list[int]],
-    ordered: bool,
-    with_attention: bool,
-) -> list[Hypothesis]:
+    The whole batch decodes together: each step runs the model once over the alive hypotheses of
+    every sentence (a sentence's rows are contiguous), picks each row's 2K best pieces and the
+    scores of the pieces its constraints want on the device, and only those few numbers come to
+    the host, where each sentence fills its beam by bank.
+    """
     device = src.device
     K = max(cfg.beam_size, 1)
-    total = sum(len(p) for p in phrases)
-    limit = int(length_limits(src_lens, cfg)[0]) + total
-    one, state = model.encode(src, src_lens)  # the encoder's memory: one row, shared by the beam
-    mem = one
-    alive = [_Hyp([], 0.0, Progress(tuple(False for _ in phrases)), 0, [])]
-    tokens = torch.tensor([BOS], device=device)
-    finished: list[tuple[float, _Hyp, list[torch.Tensor]]] = []  # (score, hypothesis, attention)
-    limit_rows = torch.tensor([limit])
-    mems = {1: one}  # the memory repeated for n rows, made once per n
-    for t in range(limit):
+    n_keep = max(K, cfg.nbest)
+    limits = length_limits(src_lens, cfg)  # (batch,) CPU
+    sents = [
+        _Sentence(
+            phrases, int(limits[b]) + sum(len(p) for p in phrases), [_Hyp([], 0.0, _start(phrases), [])]
+        )
+        for b, phrases in enumerate(constraints)
+    ]
+    steps = max((s.limit for s in sents), default=0)
+    first_mem, state = model.encode(src, src_lens)  # one row per sentence
+    mem = first_mem
+    owner = list(range(len(sents)))  # the sentence of each row of the state
+    tokens = torch.full((len(sents),), BOS, dtype=torch.long, device=device)
+    history = np.full((len(sents), steps), PAD, dtype=np.int64) if cfg.no_repeat_ngram else None
+    for t in range(steps):
+        before, before_mem = state, mem  # for completing a sentence that ends without its phrases
         lp, state, weights = model.decode_step(tokens, state, mem)  # (rows, V), (rows, S)
-        lp = constrain(lp.float(), t, limit_rows.expand(lp.size(0)), cfg, None)
-        unmet = [i for i, h in enumerate(alive) if not h.progress.all_met()]
-        if unmet:
-            lp[unmet, EOS] = NEG_INF  # a hypothesis ends only with every constraint written
-        V = lp.size(1)
-        # the rest of the step is bookkeeping over a few candidates: in numpy, on the host
-        sc = (lp + torch.tensor([h.lp for h in alive], device=device).unsqueeze(1)).cpu().numpy()  # (rows, V)
-        flat = sc.reshape(-1)
-        n_top = min(2 * K, flat.size)
-        top = np.argpartition(-flat, n_top - 1)[:n_top] if n_top < flat.size else np.arange(flat.size)
-        cands: set[tuple[int, int]] = {(int(c) // V, int(c) % V) for c in top if flat[c] > NEG_INF}
-        cands.update((i, int(tok)) for i, tok in enumerate(sc.argmax(1)))
-        for i, h in enumerate(alive):
-            cands.update((i, tok) for tok in h.progress.wanted(phrases, ordered))
-        banks: dict[int, list[tuple]] = {}
-        for i, tok in cands:
-            s = float(sc[i, tok])
-            if s <= NEG_INF:
+        rows = [h for s in _live(sents) for h in s.alive]  # the hypothesis of each row
+        row_limits = torch.tensor([sents[b].limit for b in owner])
+        hist = torch.from_numpy(history).to(device) if history is not None else None
+        lp = constrain(lp.float(), t, row_limits, cfg, hist)
+        unmet = [r for r, h in enumerate(rows) if not h.progress.all_met()]
+        if unmet:  # a hypothesis ends only with every constraint written
+            lp[torch.tensor(unmet, device=device), EOS] = NEG_INF
+        lp += torch.tensor([h.lp for h in rows], dtype=lp.dtype, device=device).unsqueeze(1)
+        top_lp, top_tok = topk(lp, min(2 * K, lp.size(1)))  # (rows, 2K): holds each sentence's 2K best
+        wanted = [sorted(h.progress.wanted(sents[b].phrases, ordered)) for h, b in zip(rows, owner)]
+        width = max(len(w) for w in wanted)
+        want_tok = torch.tensor(
+            [w + [PAD] * (width - len(w)) for w in wanted], dtype=torch.long, device=device
+        )  # (rows, W)
+        want_lp = lp.gather(1, want_tok)  # PAD scores NEG_INF: padding is never a candidate
+        top_lp, top_tok, want_lp = top_lp.cpu().numpy(), top_tok.cpu().numpy(), want_lp.cpu().numpy()
+        att = weights.float() if with_attention else None
+
+        parents: list[int] = []  # the row each new hypothesis continues
+        new_owner: list[int] = []
+        r0 = 0
+        for b, s in enumerate(sents):
+            if s.done:
                 continue
-            h = alive[i]
-            if tok == EOS:
-                score = s / float(length_norm(len(h.tokens) + 1, cfg))
-                att = h.attention + [weights[i].float()] if with_attention else []
-                finished.append((score, _Hyp(h.tokens, s, h.progress, i, []), att))
-                continue
-            progress = h.progress.after(tok, phrases, ordered)
-            banks.setdefault(progress.pieces_met(phrases), []).append((s, i, tok, progress))
-        for bank in banks.values():
-            bank.sort(key=lambda c: -c[0])
-        finished.sort(key=lambda f: -f[0])
-        finished = finished[: max(K, cfg.nbest)]
-        chosen = allocate(banks, K, total)
-        if not chosen:
+            n = len(s.alive)
+            best: dict[tuple[int, int], float] = {}  # (hypothesis, piece) -> score
+            advance: dict[tuple[int, int], float] = {}
+            for i in range(n):
+                r = r0 + i
+                best.update(((i, int(tok)), float(v)) for v, tok in zip(top_lp[r], top_tok[r]))
+                advance.update(((i, tok), float(v)) for v, tok in zip(want_lp[r], wanted[r]))
+            row_att = [att[r0 + i] for i in range(n)] if att is not None else None
+            chosen = _step(s, best, advance, K, n_keep, cfg, ordered, row_att)
+            if chosen and t + 1 < s.limit:
+                s.alive = [h for h, _ in chosen]
+                parents += [r0 + i for _, i in chosen]
+                new_owner += [b] * len(chosen)
+            else:
+                s.done = True
+                if not any(f[1].progress.all_met() for f in s.finished):
+                    sel = torch.arange(r0, r0 + n, device=device)
+                    s.finished = [
+                        _complete(
+                            model,
+                            before_mem.select(sel),
+                            before.select(sel),
+                            s,
+                            ordered,
+                            cfg,
+                            with_attention,
+                            device,
+                        )
+                    ]
+            r0 += n
+        if not parents:
             break
-        # done: the n-th best finished beats what any alive hypothesis could still reach
-        if len(finished) >= cfg.nbest:
-            reachable = max(c[0] for c in chosen) / float(length_norm(limit, cfg))
-            if finished[cfg.nbest - 1][0] >= reachable:
-                break
-        rows = torch.tensor([c[1] for c in chosen], device=device)
-        alive = [
-            _Hyp(
-                alive[i].tokens + [tok],
-                s,
-                progress,
-                k,
-                alive[i].attention + [weights[i].float()] if with_attention else [],
-            )
-            for k, (s, i, tok, progress) in enumerate(chosen)
-        ]
-        state = state.select(rows)
-        if len(chosen) not in mems:
-            mems[len(chosen)] = one.select(torch.zeros(len(chosen), dtype=torch.long, device=device))
-        mem = mems[len(chosen)]
-        tokens = torch.tensor([c[2] for c in chosen], device=device)
-    if not any(f[1].progress.all_met() for f in finished):
-        finished = [_complete(model, mem, state, alive, phrases, ordered, cfg, with_attention, device)]
+        picked = torch.tensor(parents, device=device)
+        state = state.select(picked)
+        if new_owner != owner:
+            owner = new_owner
+            mem = first_mem.select(torch.tensor(owner, device=device))
+        new_tokens = [h.tokens[-1] for s in _live(sents) for h in s.alive]
+        tokens = torch.tensor(new_tokens, device=device)
+        if history is not None:
+            history = history[parents]
+            history[:, t] = new_tokens
     return [
-        Hypothesis(h.tokens, score, h.lp, torch.stack(att) if att else None)
-        for score, h, att in finished[: cfg.nbest]
+        [
+            Hypothesis(h.tokens, score, h.lp, torch.stack(att) if att else None)
+            for score, h, att in s.finished[: cfg.nbest]
+        ]
+        for s in sents
+    ]
+
+
+def _start(phrases: list[list[int]]) -> Progress:
+    return Progress(tuple(False for _ in phrases))
+
+
+def _live(sents: list[_Sentence]) -> list[_Sentence]:
+    return [s for s in sents if not s.done]
+
+
+def _step(
+    s: _Sentence,
+    best: dict[tuple[int, int], float],
+    advance: dict[tuple[int, int], float],
+    K: int,
+    n_keep: int,
+    cfg: SearchConfig,
+    ordered: bool,
+    weights: list[torch.Tensor] | None,
+) -> list[tuple[_Hyp, int]]:
+    """One sentence's step on the host. ``best[(i, tok)]``: the total log-probability of
+    hypothesis i continued by tok, for each hypothesis's 2K best pieces; ``advance``: the same for
+    the pieces that advance its constraints. The candidates are the sentence's 2K best overall,
+    each hypothesis's best, and every advancing piece. Finishes the EOS candidates, then fills the
+    beam by bank -> the new hypotheses with the row each continues (empty: the sentence is done)."""
+    phrases = s.phrases
+    ranked = sorted(best.items(), key=lambda kv: -kv[1])
+    cands = dict(ranked[: 2 * K])  # the sentence's 2K best continuations
+    rows_in = {i for i, _ in cands}
+    for (i, tok), sc in ranked:  # each hypothesis's best
+        if i not in rows_in:
+            cands[(i, tok)] = sc
+            rows_in.add(i)
+    cands.update(advance)
+    banks: dict[int, list[tuple]] = {}
+    for (i, tok), sc in cands.items():
+        h = s.alive[i]
+        if sc <= NEG_INF:
+            continue
+        if tok == EOS:
+            att = h.attention + [weights[i]] if weights is not None else []
+            s.finished.append(
+                (sc / float(length_norm(len(h.tokens) + 1, cfg)), _Hyp(h.tokens, sc, h.progress, []), att)
+            )
+            continue
+        progress = h.progress.after(tok, phrases, ordered)
+        banks.setdefault(progress.pieces_met(phrases), []).append((sc, i, tok, progress))
+    for bank in banks.values():
+        bank.sort(key=lambda c: -c[0])
+    s.finished.sort(key=lambda f: -f[0])
+    del s.finished[n_keep:]
+    chosen = allocate(banks, K, s.total)
+    if not chosen:
+        return []
+    # done: the n-th best finished beats what any alive hypothesis could still reach
+    if len(s.finished) >= cfg.nbest:
+        reachable = max(c[0] for c in chosen) / float(length_norm(s.limit, cfg))
+        if s.finished[cfg.nbest - 1][0] >= reachable:
+            return []
+    return [
+        (
+            _Hyp(
+                s.alive[i].tokens + [tok],
+                sc,
+                progress,
+                s.alive[i].attention + [weights[i]] if weights is not None else [],
+            ),
+            i,
+        )
+        for sc, i, tok, progress in chosen
     ]
 
 
@@ -227,17 +324,18 @@ def _complete(
     model: SearchModel,
     mem: object,
     state: object,
-    alive: list[_Hyp],
-    phrases: list[list[int]],
+    s: _Sentence,
     ordered: bool,
     cfg: SearchConfig,
     with_attention: bool,
     device: torch.device,
 ) -> tuple[float, _Hyp, list[torch.Tensor]]:
     """The best alive hypothesis of the highest bank, made to write the constraint pieces it still
-    lacks and EOS (each scored by the model): the guarantee, when the limit came first."""
-    h = max(alive, key=lambda a: (a.progress.pieces_met(phrases), a.lp))
-    rows = torch.tensor([h.row], device=device)
+    lacks and EOS (each scored by the model): the guarantee, when the limit came first.
+    ``mem`` and ``state``: the rows of ``s.alive``, before their last piece was read."""
+    phrases = s.phrases
+    i, h = max(enumerate(s.alive), key=lambda a: (a[1].progress.pieces_met(phrases), a[1].lp))
+    rows = torch.tensor([i], device=device)
     state, mem = state.select(rows), mem.select(rows)  # type: ignore[attr-defined]
     tokens, lp, att = list(h.tokens), h.lp, list(h.attention)
     last = torch.tensor([tokens[-1] if tokens else BOS], device=device)
@@ -250,4 +348,4 @@ def _complete(
             tokens.append(tok)
         last = torch.tensor([tok], device=device)
     done = Progress(tuple(True for _ in phrases))
-    return lp / float(length_norm(len(tokens) + 1, cfg)), _Hyp(tokens, lp, done, 0, []), att
+    return lp / float(length_norm(len(tokens) + 1, cfg)), _Hyp(tokens, lp, done, []), att

@@ -135,3 +135,62 @@ def test_attention_rows_cover_every_piece_and_eos() -> None:
     att = hyps[0].attention
     assert att is not None and tuple(att.shape) == (len(hyps[0].tokens) + 1, 4)
     assert torch.allclose(att.sum(1), torch.ones(att.size(0)))
+
+
+def test_a_batch_gives_each_sentence_what_it_gets_alone() -> None:
+    """Sentences of different lengths, phrases and limits decode together, each row of the model's
+    step belonging to one sentence: every sentence gets exactly its result alone (n-best lists,
+    scores, attention), whether the phrases are ordered or not."""
+    rnd = random.Random(11)
+    ids = list(range(20, 28))
+    model = FakeModel({i: RandomScenario(i, (EOS, *PIECES)) for i in ids})
+    lengths = [rnd.randint(2, 6) for _ in ids]
+    terms = [
+        [[rnd.choice(PIECES) for _ in range(rnd.randint(1, 2))] for _ in range(rnd.randint(1, 3))]
+        for _ in ids
+    ]
+    c = SearchConfig(method=SearchMethod.beam, beam_size=4, max_len_a=1.0, max_len_b=1, nbest=2)
+    for ordered in (False, True):
+        src, lens = source(ids, lengths)
+        batch = constrained_search(model, src, lens, c, terms, ordered, with_attention=True)
+        for b, sid in enumerate(ids):
+            one_src, one_lens = source([sid], [lengths[b]])
+            [alone] = constrained_search(
+                model, one_src, one_lens, c, [terms[b]], ordered, with_attention=True
+            )
+            assert [h.tokens for h in batch[b]] == [h.tokens for h in alone], (ordered, b)
+            assert [h.score for h in batch[b]] == [h.score for h in alone]
+            assert [h.log_prob for h in batch[b]] == [h.log_prob for h in alone]
+            for x, y in zip(batch[b], alone):
+                assert torch.equal(x.attention[:, : lengths[b]], y.attention)
+
+
+def test_a_sentence_completed_at_the_limit_is_scored_by_the_model() -> None:
+    """Piece 7 has no probability until after 4, and the limit (1 piece + 1 for the phrase) comes
+    first: the search ends with [4] and completes it. The completion continues the state that has
+    read 4 once, so its log-probability is the model's for [4, 7, EOS]."""
+    scenario = Scenario({(): {4: 1.0}, (4,): {5: 0.5, 7: 0.1, EOS: 0.4}}, default={7: 0.5, EOS: 0.5})
+    model = FakeModel({20: scenario})
+    src, lens = source([20])
+    [hyps] = constrained_search(model, src, lens, cfg(3, 1), [[[7]]])
+    assert hyps[0].tokens == [4, 7]
+    assert hyps[0].log_prob == pytest.approx(scenario.log_prob([4, 7]), abs=1e-6)
+
+
+def test_the_repeat_block_holds_with_constraints() -> None:
+    def repeats(seq: list[int], n: int) -> bool:
+        grams = [tuple(seq[i : i + n]) for i in range(len(seq) - n + 1)]
+        return len(grams) != len(set(grams))
+
+    blocked = 0
+    for seed in range(20):
+        model = FakeModel({20: RandomScenario(seed, (EOS, *PIECES))})
+        src, lens = source([20])
+        free = cfg(3, 9, LengthPenalty.none)
+        free.min_len = 7  # long outputs from 4 pieces: repeats come easily
+        [plain] = constrained_search(model, src, lens, free, [[[5]]])
+        free.no_repeat_ngram = 2
+        [hyps] = constrained_search(model, src, lens, free, [[[5]]])
+        assert contains(hyps[0].tokens, [5]) >= 0 and not repeats(hyps[0].tokens, 2), seed
+        blocked += repeats(plain[0].tokens, 2)
+    assert blocked > 0  # without the block some outputs repeat a bigram
