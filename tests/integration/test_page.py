@@ -274,6 +274,29 @@ def test_typing_translates_and_draws_the_attention(page: object, server: Server,
 
 
 @pytest.mark.browser
+def test_the_glossary_puts_its_terms_into_the_lines_that_have_its_words(page: object, server: Server) -> None:
+    """ "TREE = sakana" applies to a line with the word tree (any case), and its output contains
+    sakana, which the model would not write there; "tre = kuro" matches no whole word, and a line
+    without tree is translated as without the glossary."""
+    lines = ["small tree green small", "sees dog eats cat"]
+    page.click("#glossary-panel summary")  # type: ignore[attr-defined]
+    page.fill("#glossary", "TREE = sakana\ntre = kuro\nnot an entry")  # type: ignore[attr-defined]
+    page.fill("#source", "\n".join(lines))  # type: ignore[attr-defined]
+    base = {"beam_size": 5, "n_best": 3, "alpha": 0.6, "attention": True}
+    plain = server.translate([{"src": s, **base} for s in lines])[1]
+    termed = server.translate([{"src": lines[0], "constraints": ["sakana"], **base}])[1]
+    assert "sakana" not in plain[0][0]["tgt"].split() and "sakana" in termed[0][0]["tgt"].split()
+    want = [termed[0][0]["tgt"], plain[0][1]["tgt"]]
+    page.wait_for_function(  # type: ignore[attr-defined]
+        "(want) => [...document.querySelectorAll('#results .best')].map(e => e.textContent).join('\\n') === want",
+        arg="\n".join(want),
+    )
+    terms = page.locator("#results .result").nth(0).locator(".terms")  # type: ignore[attr-defined]
+    assert terms.text_content() == "terms: sakana"
+    assert page.locator("#results .result").nth(1).locator(".terms").count() == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.browser
 def test_typed_markup_is_shown_as_text(page: object) -> None:
     typed = [
         "<script>window.__pwned = 1</script> red cat",

@@ -58,6 +58,33 @@ function settings() {
   return { id: parseInt($("model").value, 10), beam_size: beam, n_best: nbest, alpha };
 }
 
+const MAX_TERMS = 16; // the server's limit per sentence
+
+/** The glossary's entries, "source words = target term" a line, each with a pattern that finds
+ * its source words in a line as whole words, in any case. */
+function glossary() {
+  const entries = [];
+  for (const raw of $("glossary").value.split("\n")) {
+    const at = raw.indexOf("=");
+    if (at < 0) continue;
+    const source = raw.slice(0, at).trim();
+    const term = raw.slice(at + 1).trim();
+    if (source === "" || term === "") continue;
+    const escaped = source.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/\s+/g, "\\s+");
+    entries.push({ term, pattern: new RegExp(`(?<![\\p{L}\\p{N}])${escaped}(?![\\p{L}\\p{N}])`, "iu") });
+  }
+  return entries;
+}
+
+/** The target terms a line must contain: those of the glossary entries whose source words it has. */
+function termsFor(text, entries) {
+  const terms = [];
+  for (const e of entries) {
+    if (e.pattern.test(text) && !terms.includes(e.term)) terms.push(e.term);
+  }
+  return terms.slice(0, MAX_TERMS);
+}
+
 function scheduleTranslation() {
   clearTimeout(state.timer);
   state.timer = setTimeout(translate, 250); // debounced: one request when the typing pauses
@@ -75,7 +102,13 @@ async function translate() {
     return;
   }
   const s = settings();
-  const items = rows.map((r) => ({ id: s.id, src: r.text, beam_size: s.beam_size, alpha: s.alpha, n_best: s.n_best, attention: true }));
+  const entries = glossary();
+  for (const r of rows) r.terms = termsFor(r.text, entries);
+  const items = rows.map((r) => {
+    const item = { id: s.id, src: r.text, beam_size: s.beam_size, alpha: s.alpha, n_best: s.n_best, attention: true };
+    if (r.terms.length > 0) item.constraints = r.terms;
+    return item;
+  });
   state.controller = new AbortController();
   const started = performance.now();
   showStatus("translating\u2026");
@@ -84,6 +117,7 @@ async function translate() {
     if (seq !== state.seq) return; // a newer request is on its way
     state.results = rows.map((r, j) => ({
       line: r.line,
+      terms: r.terms,
       first: ranks[0][j],
       nbest: ranks.map((rank) => rank[j]).filter((e, k) => k === 0 || e.pred_score !== null),
     }));
@@ -105,6 +139,7 @@ function render() {
     const item = el("li", "result" + (i === state.selected ? " selected" : ""));
     item.dataset.index = String(i);
     item.append(el("div", "src", r.first.src), el("div", "best", r.first.tgt));
+    if (r.terms.length > 0) item.append(el("div", "terms", `terms: ${r.terms.join(", ")}`));
     if (r.nbest.length > 1) {
       const ol = el("ol", "nbest");
       for (const e of r.nbest) {
@@ -311,6 +346,7 @@ async function start() {
     tab.addEventListener("click", () => showView(tab.dataset.view));
   }
   $("source").addEventListener("input", scheduleTranslation);
+  $("glossary").addEventListener("input", scheduleTranslation);
   for (const id of ["beam", "alpha", "nbest"]) $(id).addEventListener("change", scheduleTranslation);
   $("model").addEventListener("change", () => {
     const m = state.models.find((x) => String(x.model_id) === $("model").value);
