@@ -322,24 +322,16 @@ class Translator:
             if on_batch is not None:
                 on_batch(sum(copies[tuple(ids[todo[i]])] for i in positions) if dedupe else len(positions))
 
-        o = self.options
         hyps: list[list[Hypothesis]] = []
         picks: dict = {}
         if todo:  # (only blank lines: no model, no probe of its precision)
-            with self.autocast():
-                hyps = decode_ids(
-                    self.model,
-                    [ids[k] for k in todo],
-                    cfg,
-                    self.device,
-                    o.batch_size,
-                    attend,
-                    progress,
-                    o.max_sentences,
-                    keys=[first_lineno + k for k in todo],  # sampling follows the line number, not the batch
-                    pool=self._decode_pool(),
-                )
-                picks = self._unk_picks([ids[k] for k in todo], hyps) if o.replace_unk else {}
+            hyps, picks = self._search(
+                [ids[k] for k in todo],
+                cfg,
+                attend,
+                progress,
+                keys=[first_lineno + k for k in todo],  # sampling follows the line number, not the batch
+            )
         searched = {k: i for i, k in enumerate(todo)}  # line -> its search
         if dedupe:  # every copy of a line: the search of the first, its own words for unknown pieces
             of_source = {tuple(ids[k]): i for i, k in enumerate(todo)}
@@ -391,22 +383,14 @@ class Translator:
         hyps: list[list[Hypothesis]] = []
         picks: dict = {}
         if todo:
-            o = self.options
-            with self.autocast():
-                hyps = decode_ids(
-                    self.model,
-                    [ids[j] for j in todo],
-                    beam_cfg,
-                    self.device,
-                    o.batch_size,
-                    attend,
-                    (lambda positions: on_batch(len(positions))) if on_batch is not None else None,
-                    o.max_sentences,
-                    pool=self._decode_pool(),
-                    constraints=[phrases[j] for j in todo],
-                    ordered=ordered,
-                )
-                picks = self._unk_picks([ids[j] for j in todo], hyps) if o.replace_unk else {}
+            hyps, picks = self._search(
+                [ids[j] for j in todo],
+                beam_cfg,
+                attend,
+                (lambda positions: on_batch(len(positions))) if on_batch is not None else None,
+                constraints=[phrases[j] for j in todo],
+                ordered=ordered,
+            )
         for i, j in enumerate(todo):
             out[wanted[j]] = self._result(ids[j], prepared[j], hyps[i], picks.get(i, {}), attend)
         for j, seq in enumerate(ids):
@@ -416,6 +400,25 @@ class Translator:
         if on_batch is not None and len(lines) > len(todo):
             on_batch(len(lines) - len(todo))
         return out
+
+    def _search(
+        self,
+        seqs: list[list[int]],
+        cfg: SearchConfig,
+        attend: bool,
+        progress,
+        **extra,  # noqa: ANN001, ANN003
+    ) -> tuple[list[list[Hypothesis]], dict]:
+        """Non-empty piece-id sequences -> their hypotheses (``decode_ids`` with the translator's
+        batching, workers and precision; ``extra``: its keys, constraints, ordered) and the
+        replace_unk picks."""
+        o = self.options
+        with self.autocast():
+            hyps = decode_ids(
+                self.model, seqs, cfg, self.device, o.batch_size, attend, progress, o.max_sentences,
+                pool=self._decode_pool(), **extra,
+            )  # fmt: skip
+            return hyps, self._unk_picks(seqs, hyps) if o.replace_unk else {}
 
     def constraint_ids(self, term: str, name: str = "<constraint>", lineno: int = 0) -> list[int]:
         """A target term as the model writes it: the target side's text processing (for a corpus
