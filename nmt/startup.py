@@ -18,7 +18,40 @@ import sys
 PRIMITIVES_PER_SHAPE = 64
 TRAIN_SHAPES = 32
 KERNEL_CACHE_TRAIN = PRIMITIVES_PER_SHAPE * TRAIN_SHAPES
-KERNEL_CACHE_DECODE = 256
+
+# Decoding, by construction too: under bf16 autocast on a CPU a decoder step's products run on
+# step_rows(rows) rows (Seq2Seq.decode_step pads the hypotheses up to it), so however the rows of
+# a search shrink as sentences finish, and whatever the batches, the step's products come in at
+# most len(step_row_sizes(DECODE_MAX_ROWS)) shapes, each at most PRIMITIVES_PER_STEP primitives
+# (tests/unit/test_kernel_cache.py counts both). Attention's per-step products and the encoder's
+# once-per-batch products run in float32 on a CPU (no per-shape kernels). A batch holds at most
+# batch_size rows (4,096 by default: source pieces per batch times the beam, each sentence at
+# least one piece); a larger batch_size makes a few more sizes, one per quarter octave.
+PRIMITIVES_PER_STEP = 8
+DECODE_MAX_ROWS = 4096
+STEP_ROWS_EXACT = 8  # up to this many rows, a step runs on exactly its rows
+STEP_ROWS_PER_OCTAVE = 4  # above it, the sizes per doubling: at most 1/4 more rows than hypotheses
+
+
+def step_rows(rows: int) -> int:
+    """The rows a decoder step's products run on for ``rows`` hypotheses: ``rows`` itself up to
+    8, then the next of four sizes per doubling (10, 12, 14, 16, 20, 24, 28, 32, 40, 48, ...)."""
+    if rows <= STEP_ROWS_EXACT:
+        return rows
+    step = 1 << ((rows - 1).bit_length() - STEP_ROWS_PER_OCTAVE.bit_length())  # a power of two
+    return -(-rows // step) * step
+
+
+def step_row_sizes(max_rows: int) -> list[int]:
+    """Every size ``step_rows`` gives for 1 to ``max_rows`` hypotheses."""
+    sizes, rows = [], 1
+    while rows <= max_rows:
+        sizes.append(step_rows(rows))
+        rows = sizes[-1] + 1
+    return sizes
+
+
+KERNEL_CACHE_DECODE = 512  # >= PRIMITIVES_PER_STEP * len(step_row_sizes(DECODE_MAX_ROWS)) = 352
 
 
 def tune_allocator() -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nmt.data.tokenizer import PAD
@@ -41,6 +42,10 @@ class DecoderState(NamedTuple):
             None if self.c is None else self.c.index_select(1, idx),
             self.feed.index_select(0, idx),
         )
+
+    def first(self, rows: int) -> DecoderState:
+        """The first ``rows`` rows (views, no copy)."""
+        return DecoderState(self.h[:, :rows], None if self.c is None else self.c[:, :rows], self.feed[:rows])
 
 
 class Decoder(nn.Module):
@@ -108,17 +113,27 @@ class Decoder(nn.Module):
         """One step: pre (batch, gates*hidden) from ``embed_inputs`` ->
         attentional vector (batch, hidden), new state, attention weights (batch, src_len)."""
         if self.bahdanau:
-            ctx, weights = self.attention(state.h[-1], mem)  # query: previous top state s_{t-1}
+            ctx, weights = self._attend(state.h[-1], mem)  # query: previous top state s_{t-1}
             x = torch.cat([ctx, state.feed], 1) if self.input_feeding else ctx  # (batch, mem_dim [+ hidden])
         else:
             x = state.feed if self.input_feeding else None
         new_h, new_c = self._rnn(pre, x, state, trace)
         top = new_h[-1]  # (batch, hidden)
         if not self.bahdanau:
-            ctx, weights = self.attention(top, mem)  # (batch, mem_dim), (batch, src_len)
+            ctx, weights = self._attend(top, mem)  # (batch, mem_dim), (batch, src_len)
         out = self.dropout(torch.tanh(self.combine(torch.cat([top, ctx], 1))))  # (batch, hidden)
         c = None if new_c[0] is None else torch.stack(new_c)
         return out, DecoderState(torch.stack(new_h), c, out), weights
+
+    def _attend(self, query: torch.Tensor, mem: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step's attention, query (rows, hidden). A step padded to more rows than the memory
+        has (``Seq2Seq.decode_step``) attends with its first rows; the others get zeros."""
+        real = mem.mask.size(0)
+        if query.size(0) == real:
+            return self.attention(query, mem)
+        ctx, weights = self.attention(query[:real], mem)  # (real, mem_dim), (real, src_len)
+        extra = query.size(0) - real
+        return F.pad(ctx, (0, 0, 0, extra)), F.pad(weights, (0, 0, 0, extra))
 
     def forward(
         self, tgt_in: torch.Tensor, state: DecoderState, mem: Memory, with_attention: bool = False

@@ -23,6 +23,7 @@ from nmt.model.cells import GRUCell, LSTMCell, RNNCell
 from nmt.model.decoder import Decoder, DecoderState
 from nmt.model.encoder import Bridge, Encoder
 from nmt.model.loss import output_loss
+from nmt.startup import step_rows
 
 _RANDOM_FILLS = frozenset(
     ("uniform_", "normal_", "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_", "xavier_normal_",
@@ -106,10 +107,19 @@ class Seq2Seq(nn.Module):
             self.decoder.embed.weight[PAD].zero_()
 
     def encode(self, src: torch.Tensor, src_lens: torch.Tensor) -> tuple[Memory, DecoderState]:
-        """src (batch, src_len), src_lens (batch,) on the CPU -> attention memory, initial decoder state."""
-        states, h, c = self.encoder(src, src_lens)  # (batch, src_len, 2*enc_hidden)
-        mem = self.decoder.attention.memory(states, src != PAD)
-        return mem, self.decoder.start(*self.bridge(h, c))
+        """src (batch, src_len), src_lens (batch,) on the CPU -> attention memory, initial decoder state.
+
+        Decoding on a CPU (no gradients) runs it all in float32, autocast or not: the encoder's
+        RNN always does there (``Encoder.forward``), and the attention keys and the bridge are
+        one product each per batch, whose (sentences x source length) shapes would each make a
+        oneDNN kernel in bf16, new for nearly every batch."""
+        per_batch_fp32 = (
+            src.device.type == "cpu" and torch.is_autocast_enabled("cpu") and not torch.is_grad_enabled()
+        )
+        with torch.autocast("cpu", enabled=False) if per_batch_fp32 else contextlib.nullcontext():
+            states, h, c = self.encoder(src, src_lens)  # (batch, src_len, 2*enc_hidden)
+            mem = self.decoder.attention.memory(states, src != PAD)
+            return mem, self.decoder.start(*self.bridge(h, c))
 
     def logits(self, out: torch.Tensor) -> torch.Tensor:
         """Attentional vectors (..., dec_hidden) -> vocabulary scores (..., tgt_vocab)."""
@@ -166,9 +176,23 @@ class Seq2Seq(nn.Module):
         """tokens (rows,) -> log-probabilities (rows, tgt_vocab), new state, attention (rows, src_len).
 
         Log-probabilities are float32 under autocast (bf16/fp16 logits are widened first) and
-        float64 for a float64 model."""
+        float64 for a float64 model.
+
+        Under autocast on a CPU the step's products run on ``step_rows(rows)`` rows: the
+        hypotheses are padded with copies of the first (their results are dropped), so a search
+        whose rows shrink one sentence at a time meets a few dozen product shapes, and oneDNN
+        compiles each shape's kernels once (``nmt.startup``). Attention runs on the real rows."""
+        rows = tokens.size(0)
+        padded = step_rows(rows) if tokens.device.type == "cpu" and torch.is_autocast_enabled("cpu") else rows
+        if padded > rows:
+            fill = torch.cat([torch.arange(rows), torch.zeros(padded - rows, dtype=torch.long)]).to(
+                tokens.device
+            )
+            tokens, state = tokens.index_select(0, fill), state.select(fill)  # (padded,), padded rows
         out, state, weights = self.decoder.step(self.decoder.embed_inputs(tokens), state, mem)
-        logits = self.logits(out)  # (rows, tgt_vocab)
+        logits = self.logits(out)  # (padded, tgt_vocab)
+        if padded > rows:
+            logits, weights, state = logits[:rows], weights[:rows], state.first(rows)
         return (
             F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1),
             state,

@@ -1,8 +1,10 @@
 """Batch shapes are bounded, and the kernel cache holds every kernel of the steady state.
 
-The first tests count shapes (pure arithmetic on lengths: the same on every machine). The last
-runs bf16 training steps with oneDNN's verbose log on and counts the primitives it compiles: with
-the cache sized as nmt sizes it, a second pass over the same batch shapes compiles none.
+Training: the first tests count shapes (pure arithmetic on lengths: the same on every machine);
+one runs bf16 training steps with oneDNN's verbose log on and counts the primitives it compiles:
+with the cache sized as nmt sizes it, a second pass over the same batch shapes compiles none.
+Decoding: the same, for the rows a decoder step's products run on (``step_rows``) over a beam
+search of real sentence lengths, and for the primitives a bf16 decode compiles.
 """
 
 from __future__ import annotations
@@ -29,7 +31,16 @@ from nmt.data.batching import (
 )
 from nmt.data.files import data_path, read_lines
 from nmt.data.store import EncodedSplit
-from nmt.startup import KERNEL_CACHE_TRAIN, PRIMITIVES_PER_SHAPE, TRAIN_SHAPES
+from nmt.startup import (
+    DECODE_MAX_ROWS,
+    KERNEL_CACHE_DECODE,
+    KERNEL_CACHE_TRAIN,
+    PRIMITIVES_PER_SHAPE,
+    PRIMITIVES_PER_STEP,
+    TRAIN_SHAPES,
+    step_row_sizes,
+    step_rows,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -245,3 +256,175 @@ def test_padding_to_a_multiple_changes_neither_loss_nor_gradients(kw: dict) -> N
     assert l8 == pytest.approx(l1, rel=1e-12) and n8 == pytest.approx(n1, rel=1e-12)
     for a, b in zip(g1, g8):
         torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------------- decoding
+
+
+def test_step_rows_pad_at_most_a_quarter_and_make_few_sizes() -> None:
+    sizes = step_row_sizes(DECODE_MAX_ROWS)
+    assert sizes[:8] == list(range(1, 9)) and sizes[8:12] == [10, 12, 14, 16] and sizes[-1] == DECODE_MAX_ROWS
+    assert len(sizes) == 44
+    for rows in range(1, 5000):
+        padded = step_rows(rows)
+        assert rows <= padded <= 1.25 * rows
+        assert padded == rows or step_rows(padded) == padded  # a size pads to itself
+    assert PRIMITIVES_PER_STEP * len(sizes) <= KERNEL_CACHE_DECODE
+
+
+def _step_sizes(model, decode) -> tuple[set[int], set[int]]:  # noqa: ANN001
+    """(rows the search asked a step for, rows the step's products ran on) over ``decode()``."""
+    asked, ran = set(), set()
+    decode_step, step = model.decode_step, model.decoder.step
+
+    def count_asked(tokens, state, mem):  # noqa: ANN001, ANN202
+        asked.add(tokens.size(0))
+        return decode_step(tokens, state, mem)
+
+    def count_ran(pre, state, mem, trace=None):  # noqa: ANN001, ANN202
+        ran.add(pre.size(0))
+        return step(pre, state, mem, trace)
+
+    model.decode_step, model.decoder.step = count_asked, count_ran
+    try:
+        decode()
+    finally:
+        del model.decode_step, model.decoder.step
+    return asked, ran
+
+
+def test_a_beam_search_over_real_lengths_runs_its_steps_on_few_row_sizes() -> None:
+    """kyoto_wiki's test sentences, as nmt-translate batches them (4,096 source pieces x beam 5):
+    a beam search's rows shrink one sentence at a time and every batch starts with its own count,
+    so the search asks for many row counts; under bf16 autocast on a CPU the step's products run
+    on a handful of sizes, all from ``step_row_sizes``. Without autocast nothing is padded."""
+    from nmt.config import SearchConfig, SearchMethod
+    from nmt.model.seq2seq import Seq2Seq
+    from nmt.translator import decode_ids
+    from tests.helpers import tiny_model_config
+
+    try:
+        folder = data_path(DataConfig(name="x", corpus="x"), "kyoto_wiki")
+    except NmtError:
+        pytest.skip("kyoto_wiki is not available")
+    if not (folder / "test.en").is_file():
+        pytest.skip("kyoto_wiki is not available")
+    words = [min(len(x.split()), 60) or 1 for x in read_lines(folder / "test.en")[:600]]
+    rng = np.random.default_rng(0)
+    src = [list(rng.integers(4, 40, n)) for n in words]  # real lengths; the pieces do not matter
+    torch.manual_seed(0)
+    model = Seq2Seq(tiny_model_config(init_range=1.0), 40, 30).eval()  # wide weights: EOS comes early or late
+    cfg = SearchConfig(method=SearchMethod.beam, beam_size=5, max_len_a=0.5, max_len_b=5)
+
+    def decode() -> None:
+        decode_ids(model, src, cfg, torch.device("cpu"), batch_size=4096)
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        asked, ran = _step_sizes(model, decode)
+    assert ran <= set(step_row_sizes(DECODE_MAX_ROWS))
+    assert len(asked) > 2 * len(ran)  # 68 against 23 here
+    assert all(step_rows(rows) in ran for rows in asked)
+    asked32, ran32 = _step_sizes(model, decode)
+    assert ran32 == asked32 == asked
+
+
+@pytest.mark.parametrize("kind", [Attention.luong_general, Attention.bahdanau])
+def test_a_padded_step_gives_what_the_unpadded_step_gives(kind: Attention) -> None:
+    """float64 (which autocast leaves alone, so only the padding differs): 9, 13 and 37 hypotheses
+    run on 10, 14 and 40 rows under autocast and give the same log-probabilities, attention and
+    state as without it."""
+    from nmt.model.seq2seq import Seq2Seq
+    from tests.helpers import tiny_model_config
+
+    torch.manual_seed(1)
+    model = Seq2Seq(tiny_model_config(attention=kind, dec_layers=2, init_range=0.3), 40, 50).double().eval()
+    src = torch.randint(4, 40, (5, 7))
+    lens = torch.tensor([7, 6, 6, 3, 1])
+    for rows in (9, 13, 37):
+        pick = torch.arange(rows) % 5
+        tokens = torch.randint(4, 50, (rows,))
+        with torch.no_grad():
+            mem, state = model.encode(src, lens)
+            mem, state = mem.select(pick), state.select(pick)
+            want = model.decode_step(tokens, state, mem)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                got = model.decode_step(tokens, state, mem)
+        torch.testing.assert_close(got[0], want[0], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(got[2], want[2], rtol=1e-12, atol=1e-12)
+        for a, b in zip(got[1], want[1]):
+            assert a.shape == b.shape
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+# A child process: bf16 beam search with the recipes' small model over three batches, twice.
+_DECODE = textwrap.dedent(
+    """
+    import ctypes, os, sys
+    import numpy as np, torch
+    sys.path.insert(0, {root!r})
+    from nmt.config import Attention, ModelConfig, SearchConfig, SearchMethod
+    from nmt.model.seq2seq import build_model
+    from nmt.translator import decode_ids
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(emb_dim=256, enc_hidden=128, enc_layers=2, dec_hidden=256, dec_layers=2,
+                      attention=Attention.luong_general, input_feeding=True, dropout=0.2, emb_dropout=0.2)
+    model = build_model(cfg, 500, 600).eval()
+    rng = np.random.default_rng(0)
+    src = [list(rng.integers(4, 500, n)) for n in rng.integers(1, 30, 60)]
+    search = SearchConfig(method=SearchMethod.beam, beam_size=5, max_len_a=0.5, max_len_b=3)
+    sizes = set()
+    step = model.decoder.step
+    def counted(pre, state, mem, trace=None):
+        sizes.add(pre.size(0))
+        return step(pre, state, mem, trace)
+    model.decoder.step = counted
+    libc = ctypes.CDLL(None)
+    for p in range(2):
+        libc.fflush(None)
+        os.write(1, b"=== pass %d\\n" % p)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            decode_ids(model, src, search, torch.device("cpu"), batch_size=400)
+        libc.fflush(None)
+    os.write(1, b"=== sizes %d\\n" % len(sizes))
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch built without oneDNN")
+def test_a_second_decoding_pass_compiles_nothing() -> None:
+    """bf16 beam search over batches whose rows shrink as sentences finish: at most
+    PRIMITIVES_PER_STEP primitives per step size, none compiled again in the second pass with the
+    cache nmt sizes for decoding."""
+    env = dict(
+        os.environ,
+        ONEDNN_VERBOSE="2",
+        ONEDNN_PRIMITIVE_CACHE_CAPACITY=str(KERNEL_CACHE_DECODE),
+        LRU_CACHE_CAPACITY=str(KERNEL_CACHE_DECODE),
+        OMP_NUM_THREADS="1",
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", _DECODE.format(root=str(ROOT))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd="/",
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    passes: list[list[str]] = []
+    sizes = 0
+    for line in out.stdout.splitlines():
+        if line.startswith("=== pass"):
+            passes.append([])
+        elif line.startswith("=== sizes"):
+            sizes = int(line.split()[-1])
+        elif re.match(r"onednn_verbose,(v1,)?primitive,create:cache_(miss|hit)", line):
+            passes[-1].append(line)
+    assert len(passes) == 2 and sizes >= 5
+    made = {_key(line) for line in passes[0] if "cache_miss" in line}
+    if not made:
+        pytest.skip("no oneDNN primitives in the verbose log (bf16 products not in oneDNN here)")
+    assert len(made) <= PRIMITIVES_PER_STEP * sizes
+    assert sum(1 for line in passes[1] if "cache_miss" in line) == 0
