@@ -162,8 +162,9 @@ _STEPS = textwrap.dedent(
 )
 
 
-def _primitive_log(capacity: int, feeding: bool) -> list[list[list[str]]]:
-    """Per pass, per step: the oneDNN 'create' lines (cache_miss / cache_hit) of a child process."""
+def _verbose_child(code: str, capacity: int) -> str:
+    """The standard output of ``python -c code`` run with oneDNN's verbose log on, both kernel
+    caches at ``capacity`` and one thread."""
     env = dict(
         os.environ,
         ONEDNN_VERBOSE="2",
@@ -172,17 +173,18 @@ def _primitive_log(capacity: int, feeding: bool) -> list[list[list[str]]]:
         OMP_NUM_THREADS="1",
     )
     out = subprocess.run(
-        [sys.executable, "-c", _STEPS.format(root=str(ROOT), feeding=feeding)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd="/",
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, cwd="/"
     )
     assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def _primitive_log(capacity: int, feeding: bool) -> list[list[list[str]]]:
+    """Per pass, per step: the oneDNN 'create' lines (cache_miss / cache_hit) of a child process."""
+    stdout = _verbose_child(_STEPS.format(root=str(ROOT), feeding=feeding), capacity)
     passes: list[list[list[str]]] = []
     step: list[str] = []
-    for line in out.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith("=== pass"):
             passes.append([])
             step = []
@@ -397,25 +399,10 @@ def test_a_second_decoding_pass_compiles_nothing() -> None:
     """bf16 beam search over batches whose rows shrink as sentences finish: at most
     PRIMITIVES_PER_STEP primitives per step size, none compiled again in the second pass with the
     cache nmt sizes for decoding."""
-    env = dict(
-        os.environ,
-        ONEDNN_VERBOSE="2",
-        ONEDNN_PRIMITIVE_CACHE_CAPACITY=str(KERNEL_CACHE_DECODE),
-        LRU_CACHE_CAPACITY=str(KERNEL_CACHE_DECODE),
-        OMP_NUM_THREADS="1",
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", _DECODE.format(root=str(ROOT))],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd="/",
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
+    stdout = _verbose_child(_DECODE.format(root=str(ROOT)), KERNEL_CACHE_DECODE)
     passes: list[list[str]] = []
     sizes = 0
-    for line in out.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith("=== pass"):
             passes.append([])
         elif line.startswith("=== sizes"):
