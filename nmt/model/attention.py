@@ -53,13 +53,11 @@ class Attention(nn.Module):
             self.v = nn.Linear(attn_dim, 1, bias=False)
 
     def memory(self, values: torch.Tensor, mask: torch.Tensor) -> Memory:
-        """Precompute the keys once per batch: values (batch, src_len, mem_dim).
-
-        Under autocast on a GPU the memory is cast to autocast's dtype here, once, not at every
-        step. On a CPU it stays float32: a decoder step's attention runs in float32 there
-        (``forward``), and the teacher-forced paths cast it once per batch themselves."""
-        cpu = values.device.type == "cpu"
-        if values.dtype == torch.float32 and torch.is_autocast_enabled(values.device.type) and not cpu:
+        """Precompute the keys once per batch: values (batch, src_len, mem_dim). Decoding on a
+        CPU builds the memory with autocast off (``Seq2Seq.encode``), so it stays float32 there."""
+        if values.dtype == torch.float32 and torch.is_autocast_enabled(
+            values.device.type
+        ):  # once, not per step
             values = values.to(torch.get_autocast_dtype(values.device.type))
         if self.kind == "dot":
             keys = values  # (batch, src_len, mem_dim)
@@ -67,8 +65,6 @@ class Attention(nn.Module):
             keys = self.w_a(values)  # (batch, src_len, query_dim)
         else:
             keys = self.w_k(values)  # (batch, src_len, attn_dim)
-        if cpu and keys.dtype != values.dtype:  # the product ran in autocast's dtype
-            keys = keys.to(values.dtype)
         return Memory(values, keys, mask)
 
     def scores(self, query: torch.Tensor, mem: Memory) -> torch.Tensor:
@@ -85,7 +81,8 @@ class Attention(nn.Module):
     def forward(self, query: torch.Tensor, mem: Memory) -> tuple[torch.Tensor, torch.Tensor]:
         """One step, query (batch, query_dim) -> context (batch, mem_dim), weights (batch, src_len).
 
-        On a CPU under autocast the step runs in float32 (the memory's dtype). A step's products
+        Decoding on a CPU under autocast (no gradients) runs the step in float32, the dtype of the
+        memory ``Seq2Seq.encode`` builds there; training is left as autocast makes it. A step's products
         are one query row per sentence against its source, (rows, 1, dim) x (rows, dim, src_len):
         in bf16 each (rows, src_len) pair is a oneDNN kernel of its own, compiled on first use and
         cached, so beam search, whose rows shrink as sentences finish and whose batches each have
@@ -93,7 +90,7 @@ class Attention(nn.Module):
         cache was full (900 of a kyoto pass's 1,071, docs/benchmarks.md, 2026-12-07, late). In float32
         the same products run as MKL's batched matrix-vector products, which need no per-shape
         kernel, and took less time than bf16 (same table)."""
-        if query.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        if query.device.type == "cpu" and torch.is_autocast_enabled("cpu") and not torch.is_grad_enabled():
             with torch.autocast("cpu", enabled=False):
                 ctx, weights = self.attend(query.unsqueeze(1).to(mem.keys.dtype), mem)
         else:
