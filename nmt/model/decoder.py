@@ -111,7 +111,8 @@ class Decoder(nn.Module):
         self, pre: torch.Tensor, state: DecoderState, mem: Memory, trace: list | None = None
     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """One step: pre (batch, gates*hidden) from ``embed_inputs`` ->
-        attentional vector (batch, hidden), new state, attention weights (batch, src_len)."""
+        attentional vector (batch, hidden), new state, attention weights (the memory's rows,
+        src_len: ``batch`` unless the step is padded, see ``_attend``)."""
         if self.bahdanau:
             ctx, weights = self._attend(state.h[-1], mem)  # query: previous top state s_{t-1}
             x = torch.cat([ctx, state.feed], 1) if self.input_feeding else ctx  # (batch, mem_dim [+ hidden])
@@ -126,14 +127,14 @@ class Decoder(nn.Module):
         return out, DecoderState(torch.stack(new_h), c, out), weights
 
     def _attend(self, query: torch.Tensor, mem: Memory) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step's attention, query (rows, hidden). A step padded to more rows than the memory
-        has (``Seq2Seq.decode_step``) attends with its first rows; the others get zeros."""
+        """One step's attention, query (rows, hidden) -> context (rows, mem_dim), weights (memory
+        rows, src_len). A step padded to more rows than the memory has (``Seq2Seq.decode_step``)
+        attends with its first rows; the others get a zero context and no weights."""
         real = mem.mask.size(0)
         if query.size(0) == real:
             return self.attention(query, mem)
         ctx, weights = self.attention(query[:real], mem)  # (real, mem_dim), (real, src_len)
-        extra = query.size(0) - real
-        return F.pad(ctx, (0, 0, 0, extra)), F.pad(weights, (0, 0, 0, extra))
+        return F.pad(ctx, (0, 0, 0, query.size(0) - real)), weights
 
     def forward(
         self, tgt_in: torch.Tensor, state: DecoderState, mem: Memory, with_attention: bool = False

@@ -192,7 +192,7 @@ class Seq2Seq(nn.Module):
         out, state, weights = self.decoder.step(self.decoder.embed_inputs(tokens), state, mem)
         logits = self.logits(out)  # (padded, tgt_vocab)
         if padded > rows:
-            logits, weights, state = logits[:rows], weights[:rows], state.first(rows)
+            logits, state = logits[:rows], state.first(rows)  # weights: the real rows only
         return (
             F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1),
             state,
