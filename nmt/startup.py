@@ -7,6 +7,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from collections.abc import Callable
 
 # oneDNN primitives kept per cache (bound_kernel_caches), by construction: a training step on
 # one batch shape looks up at most PRIMITIVES_PER_SHAPE primitives (55-57 with the recipes'
@@ -17,7 +18,6 @@ import sys
 # (issue 35). Memory follows the kernels actually made, ~0.5 MiB each, not the capacity.
 PRIMITIVES_PER_SHAPE = 64
 TRAIN_SHAPES = 32
-KERNEL_CACHE_TRAIN = PRIMITIVES_PER_SHAPE * TRAIN_SHAPES
 
 # Decoding, by construction too: under bf16 autocast on a CPU a decoder step's products run on
 # step_rows(rows) rows (Seq2Seq.decode_step pads the hypotheses up to it), so however the rows of
@@ -33,24 +33,52 @@ STEP_ROWS_EXACT = 8  # up to this many rows, a step runs on exactly its rows
 STEP_ROWS_PER_OCTAVE = 4  # above it, the sizes per doubling: at most 1/4 more rows than hypotheses
 
 
-def step_rows(rows: int) -> int:
-    """The rows a decoder step's products run on for ``rows`` hypotheses: ``rows`` itself up to
-    8, then the next of four sizes per doubling (10, 12, 14, 16, 20, 24, 28, 32, 40, 48, ...)."""
-    if rows <= STEP_ROWS_EXACT:
+def _round_up(rows: int, exact: int, per_octave: int) -> int:
+    """``rows`` itself up to ``exact``, then the next of ``per_octave`` (a power of two) sizes per
+    doubling: at most 1/per_octave more rows than asked."""
+    if rows <= exact:
         return rows
-    step = 1 << ((rows - 1).bit_length() - STEP_ROWS_PER_OCTAVE.bit_length())  # a power of two
+    step = 1 << max(0, (rows - 1).bit_length() - per_octave.bit_length())  # a power of two
     return -(-rows // step) * step
 
 
-def step_row_sizes(max_rows: int) -> list[int]:
-    """Every size ``step_rows`` gives for 1 to ``max_rows`` hypotheses."""
+def step_rows(rows: int) -> int:
+    """The rows a decoder step's products run on for ``rows`` hypotheses: ``rows`` itself up to
+    8, then the next of four sizes per doubling (10, 12, 14, 16, 20, 24, 28, 32, 40, 48, ...)."""
+    return _round_up(rows, STEP_ROWS_EXACT, STEP_ROWS_PER_OCTAVE)
+
+
+# Training's encoder (nmt.model.bilstm under bf16 autocast on a CPU) runs its products over all
+# steps once per layer on the batch's packed rows (every source token), a count that differs from
+# batch to batch: they run on packed_rows(N) rows, the rows past N zero, so that an epoch makes at
+# most PACKED_ROWS_PER_OCTAVE sizes per doubling of N, each at most PRIMITIVES_PER_PACKED_ROWS
+# primitives (four products, two layer widths).
+PACKED_ROWS_PER_OCTAVE = 8  # at most 1/8 more rows than source tokens
+PACKED_ROWS_EXACT = 64
+PRIMITIVES_PER_PACKED_ROWS = 8
+TRAIN_MAX_PACKED_ROWS = 1 << 16  # source tokens in a batch that the training cache is sized for
+
+
+def packed_rows(rows: int) -> int:
+    """The rows the encoder's products over all steps run on for ``rows`` packed source tokens:
+    ``rows`` up to 64, then the next of eight sizes per doubling (72, 80, ..., 128, 144, ...)."""
+    return _round_up(rows, PACKED_ROWS_EXACT, PACKED_ROWS_PER_OCTAVE)
+
+
+def step_row_sizes(max_rows: int, rounding: Callable[[int], int] = step_rows) -> list[int]:
+    """Every size ``rounding`` (``step_rows`` or ``packed_rows``) gives for 1 to ``max_rows`` rows."""
     sizes, rows = [], 1
     while rows <= max_rows:
-        sizes.append(step_rows(rows))
+        sizes.append(rounding(rows))
         rows = sizes[-1] + 1
     return sizes
 
 
+# the training cache: every batch shape's kernels, and the encoder's for every packed row size
+# up to TRAIN_MAX_PACKED_ROWS (144 sizes, 1,152 primitives at most)
+KERNEL_CACHE_TRAIN = PRIMITIVES_PER_SHAPE * TRAIN_SHAPES + PRIMITIVES_PER_PACKED_ROWS * len(
+    step_row_sizes(TRAIN_MAX_PACKED_ROWS, packed_rows)
+)
 KERNEL_CACHE_DECODE = 512  # >= PRIMITIVES_PER_STEP * len(step_row_sizes(DECODE_MAX_ROWS)) = 352
 
 

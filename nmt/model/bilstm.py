@@ -21,6 +21,13 @@ many nodes. Here three things make the loop short:
 
   leaving about six operations per step.
 
+Under CPU autocast (bf16) the four products over all steps (the input projection, the
+gradients of x, W_ih and W_hh) take bf16 inputs, as autocast would give them, on the packed rows
+padded with zeros to ``nmt.startup.packed_rows``: the packed row count (the batch's source
+tokens) differs from batch to batch, the padded one takes a few sizes per doubling, so oneDNN
+compiles a bounded set of kernels. The recurrence, the gates, the state and every
+gradient stay float32 (the per-step products too: their row counts are the running sentences).
+
 Packed layout: step k holds the sentences longer than k, sorted longest first, at rows
 off_k .. off_k + bs_k - 1, so a running sentence keeps its position within the step's block and
 the sentences still running at step k are the first bs_k of step k - 1. Used by
@@ -35,8 +42,17 @@ from typing import NamedTuple
 
 import torch
 
-from nmt.model.bptt import gate_factors
+from nmt.model.bptt import gate_factors, lstm_gates_
 from nmt.model.dropout import dropout
+
+
+class Products(NamedTuple):
+    """How ``BiLSTMLayer`` runs its products over all steps: in ``dtype`` (bf16 under CPU autocast,
+    else the data's own), on ``rows`` rows (at least the packed row count N; the rows past N are
+    zeros), so that their shapes depend on the padded batch's shape only."""
+
+    dtype: torch.dtype
+    rows: int
 
 
 class Plan(NamedTuple):
@@ -63,25 +79,28 @@ def plan(batch_sizes: torch.Tensor) -> Plan:
     return Plan(offsets, rev, prev, last)
 
 
-def bilstm(
+def bilstm(  # noqa: PLR0913
     data: torch.Tensor,
     batch_sizes: torch.Tensor,
     layers: list[tuple[torch.Tensor, ...]],
     p: float,
     training: bool,
+    products: Products | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A stacked bidirectional LSTM over packed ``data`` (N, in) with ``batch_sizes`` (steps,).
 
     ``layers``: per layer ``nn.LSTM``'s eight parameters, forward direction then reverse:
     weight_ih, weight_hh, bias_ih, bias_hh. Dropout ``p`` between layers (not after the last).
+    ``products``: the dtype and padded row count of the bulk products (None: data's dtype, N rows).
     Returns the top layer's outputs (N, 2H) and the final h and c (layers*2, bs_0, H), ordered as
     ``nn.LSTM`` orders them (layer by layer, forward then backward), sentences in packed order."""
     rows = plan(batch_sizes)
+    prod = products or Products(data.dtype, rows.offsets[-1])
     hs, cs = [], []
     for k, params in enumerate(layers):
         if k > 0:
             data = dropout(data, p, training)
-        data, h, c = BiLSTMLayer.apply(data, rows, *params)
+        data, h, c = BiLSTMLayer.apply(data, rows, prod, *params)
         hs.append(h)
         cs.append(c)
     return data, torch.cat(hs), torch.cat(cs)
@@ -96,14 +115,17 @@ class BiLSTMLayer(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, rows: Plan, *params: torch.Tensor):  # noqa: ANN205
+    def forward(ctx, x: torch.Tensor, rows: Plan, prod: Products, *params: torch.Tensor):  # noqa: ANN205
         w_ih = torch.stack(params[0::4])  # (2, 4H, in)
         w_hh = torch.stack(params[1::4])  # (2, 4H, H)
         bias = torch.stack(params[2::4]) + torch.stack(params[3::4])  # (2, 4H)
         off, N, H = rows.offsets, x.size(0), w_hh.size(2)
         # the backward direction reads each sentence reversed; act: pre-activations, then gates
-        x2 = torch.stack([x, x.index_select(0, rows.rev)])  # (2, N, in)
-        act = torch.baddbmm(bias.unsqueeze(1), x2, w_ih.transpose(1, 2))  # (2, N, 4H)
+        x2 = _rows_in(prod, x, x.index_select(0, rows.rev))  # (2, rows, in) in the products' dtype
+        if x2.shape[1] == N and x2.dtype == x.dtype:
+            act = torch.baddbmm(bias.unsqueeze(1), x2, w_ih.transpose(1, 2))  # (2, N, 4H)
+        else:  # the padded rows' products dropped; under autocast bf16 products, float32 sums
+            act = torch.add(bias.unsqueeze(1), torch.bmm(x2, w_ih.to(x2.dtype).transpose(1, 2))[:, :N])
         C, tanh_c, hs = (x.new_empty(2, N, H) for _ in range(3))
         whh_t = w_hh.transpose(1, 2)  # (2, H, 4H)
         for k in range(len(off) - 1):
@@ -113,9 +135,7 @@ class BiLSTMLayer(torch.autograd.Function):
             if before is not None:  # h_0 = 0: nothing to add at the first step
                 a.baddbmm_(hs[:, before], whh_t)
             i, f, g, o = a.chunk(4, 2)
-            a[..., : 2 * H].sigmoid_()  # i and f
-            g.tanh_()
-            o.sigmoid_()
+            lstm_gates_(a, g)  # sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
             c = C[:, now]
             if before is not None:
                 torch.mul(f, C[:, before], out=c)
@@ -156,13 +176,47 @@ class BiLSTMLayer(torch.autograd.Function):
             torch.mul(dc, f[:, now], out=dc_next[:, :r])  # to c_{t-1}
             if k > 0:
                 dh_rec = torch.bmm(d_act[:, now], w_hh)  # (2, r, H)
-        d_w_hh = torch.bmm(d_act[:, B:].transpose(1, 2), hs.index_select(1, rows.prev))  # (2, 4H, H)
-        d_w_ih = torch.bmm(d_act.transpose(1, 2), x2)  # (2, 4H, in)
+        d_w_ih, d_w_hh, dx2 = _bulk_grads(d_act, x2, w_ih, hs.index_select(1, rows.prev))
         d_bias = d_act.sum(1)  # (2, 4H)
-        dx2 = torch.bmm(d_act, w_ih)  # (2, N, in)
         dx = dx2[0].index_add_(0, rows.rev, dx2[1])  # (N, in)
         grads = []
         for d in range(2):  # b_ih and b_hh get equal gradients, in tensors of their own: a shared
             # one would become both .grad (AccumulateGrad keeps it) and be scaled or summed twice
             grads += [d_w_ih[d], d_w_hh[d], d_bias[d], d_bias[d].clone()]
-        return dx, None, *grads
+        return dx, None, None, *grads
+
+
+def _rows_in(prod: Products, x: torch.Tensor, x_rev: torch.Tensor) -> torch.Tensor:
+    """x and x with each sentence reversed, (N, in) each -> (2, prod.rows, in) in prod.dtype, the
+    rows past N zero."""
+    N = x.size(0)
+    if prod.dtype == x.dtype and prod.rows == N:
+        return torch.stack([x, x_rev])
+    x2 = x.new_empty(2, prod.rows, x.size(1), dtype=prod.dtype)
+    x2[0, :N], x2[1, :N] = x, x_rev
+    x2[:, N:] = 0
+    return x2
+
+
+def _bulk_grads(
+    d_act: torch.Tensor, x2: torch.Tensor, w_ih: torch.Tensor, h_prev: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The gradients of W_ih (2, 4H, in), W_hh (2, 4H, H) and of the layer's input rows (2, N, in),
+    each one product over all steps in x2's dtype on x2's rows (the rows past N zero; results in
+    d_act's dtype), from d_act (2, N, 4H), x2 (2, rows, in) and h_prev (2, N - B, H), the h_{t-1}
+    of the rows of steps k >= 1."""
+    N, B = d_act.size(1), d_act.size(1) - h_prev.size(1)
+    if x2.shape[1] == N and x2.dtype == d_act.dtype:  # no padding
+        d_w_hh = torch.bmm(d_act[:, B:].transpose(1, 2), h_prev)  # (2, 4H, H)
+        return torch.bmm(d_act.transpose(1, 2), x2), d_w_hh, torch.bmm(d_act, w_ih)
+    cd, sd, R = x2.dtype, d_act.dtype, x2.size(1)
+    dA = d_act.new_empty(2, R, d_act.size(2), dtype=cd)  # (2, rows, 4H)
+    dA[:, :N] = d_act
+    dA[:, N:] = 0
+    hp = h_prev.new_empty(2, R, h_prev.size(2), dtype=cd)  # (2, rows, H): h_{t-1} by row, 0 at step 0
+    hp[:, :B] = 0
+    hp[:, B:N] = h_prev
+    hp[:, N:] = 0
+    d_w_hh = torch.bmm(dA.transpose(1, 2), hp).to(sd)  # the same operands' layout as d_w_ih's
+    d_w_ih = torch.bmm(dA.transpose(1, 2), x2).to(sd)
+    return d_w_ih, d_w_hh, torch.bmm(dA, w_ih.to(cd))[:, :N].to(sd)

@@ -14,8 +14,9 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from nmt.data.tokenizer import PAD
-from nmt.model.bilstm import bilstm
+from nmt.model.bilstm import Products, bilstm
 from nmt.model.dropout import Dropout
+from nmt.startup import packed_rows
 
 
 class Encoder(nn.Module):
@@ -59,10 +60,14 @@ class Encoder(nn.Module):
         # sentences are still running: under bf16 autocast every distinct row count becomes a
         # oneDNN primitive of its own, cached, and real batches (every one a new set of lengths)
         # grew training memory by 2.3x (bench/train_speed.py --data ... --precision bf16). So the
-        # encoder's RNN stays float32 on the CPU (it is ~12% of a step); CUDA autocast (cuDNN
-        # handles packed sequences natively) is not affected.
+        # encoder's recurrence stays float32 on the CPU; in training, nmt.model.bilstm runs its
+        # products over all steps in bf16 on packed_rows(source tokens) rows (a few sizes per
+        # doubling). CUDA autocast (cuDNN handles packed sequences natively) is not affected.
+        lowp = torch.is_autocast_enabled("cpu") and x.dtype == torch.float32
+        tokens = packed.data.size(0)
+        products = Products(torch.get_autocast_dtype("cpu"), packed_rows(tokens)) if lowp else None
         with torch.autocast("cpu", enabled=False):
-            out, final = self._loop(packed) if self.loop_applies(x) else self.rnn(packed)
+            out, final = self._loop(packed, products) if self.loop_applies(x) else self.rnn(packed)
         states, _ = pad_packed_sequence(
             out, batch_first=True, total_length=src.size(1)
         )  # (batch, src_len, 2*hidden)
@@ -100,11 +105,15 @@ class Encoder(nn.Module):
         where = "cuDNN" if device.type == "cuda" else "oneDNN" if device.type == "cpu" else device.type
         return f"{type(self.rnn).__name__} through {where} ({missing})"
 
-    def _loop(self, packed: PackedSequence) -> tuple[PackedSequence, tuple[torch.Tensor, torch.Tensor]]:
+    def _loop(
+        self, packed: PackedSequence, products: Products | None
+    ) -> tuple[PackedSequence, tuple[torch.Tensor, torch.Tensor]]:
         """``self.rnn(packed)`` through ``nmt.model.bilstm``: the same outputs and final states."""
         w = self.rnn.all_weights  # per layer, forward then reverse: [weight_ih, weight_hh, bias_ih, bias_hh]
         layers = [tuple(w[2 * k] + w[2 * k + 1]) for k in range(self.layers)]
-        data, h, c = bilstm(packed.data, packed.batch_sizes, layers, self.rnn.dropout, self.training)
+        data, h, c = bilstm(
+            packed.data, packed.batch_sizes, layers, self.rnn.dropout, self.training, products
+        )
         order = packed.unsorted_indices  # final states in the batch's own order, as nn.LSTM gives them
         if order is not None:
             h, c = h.index_select(1, order), c.index_select(1, order)

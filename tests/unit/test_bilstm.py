@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.utils._python_dispatch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from nmt.data.tokenizer import PAD
-from nmt.model.bilstm import BiLSTMLayer, plan
+from nmt.model.bilstm import BiLSTMLayer, Products, plan
 from nmt.model.dropout import dropout
 from nmt.model.encoder import Encoder
+from nmt.startup import packed_rows
 
 LENGTHS = [[7, 3, 5, 1], [4, 4, 4], [1], [1, 1, 2], [2, 6, 6, 3, 1]]
 
@@ -125,7 +127,8 @@ def test_gradcheck_of_one_layer() -> None:
         t(4 * H),
     ]
     x = t(int(batch_sizes.sum()), n_in)
-    assert torch.autograd.gradcheck(lambda x, *p: BiLSTMLayer.apply(x, rows, *p), (x, *params))
+    prod = Products(torch.float64, int(batch_sizes.sum()))
+    assert torch.autograd.gradcheck(lambda x, *p: BiLSTMLayer.apply(x, rows, prod, *p), (x, *params))
 
 
 def test_where_it_applies() -> None:
@@ -154,3 +157,76 @@ def test_gradients_accumulate_over_two_backward_passes() -> None:
     for name, p in enc.named_parameters():
         torch.testing.assert_close(p.grad, 2 * once[name], rtol=1e-12, atol=1e-14, msg=name)
     assert enc.rnn.bias_ih_l0.grad.data_ptr() != enc.rnn.bias_hh_l0.grad.data_ptr()
+
+
+def _layer_run(prod: Products, lens: list[int], dtype: torch.dtype = torch.float64) -> list[torch.Tensor]:
+    """One layer over a packed batch of ``lens``: its three outputs and the gradients of its input
+    and eight parameters under a fixed random upstream gradient."""
+    g = torch.Generator().manual_seed(6)
+    batch_sizes = torch.tensor([sum(n > k for n in lens) for k in range(max(lens))])
+    rows, H, n_in = plan(batch_sizes), 5, 6
+    inputs = [
+        (0.5 * torch.randn(*shape, generator=g, dtype=torch.float64)).to(dtype).requires_grad_()
+        for shape in [(rows.offsets[-1], n_in)] + [(4 * H, n_in), (4 * H, H), (4 * H,), (4 * H,)] * 2
+    ]
+    outs = BiLSTMLayer.apply(inputs[0], rows, prod, *inputs[1:])
+    weights = [torch.randn(o.shape, generator=g, dtype=torch.float64).to(dtype) for o in outs]
+    sum((o * w).sum() for o, w in zip(outs, weights)).backward()
+    return [o.detach() for o in outs] + [x.grad for x in inputs]
+
+
+@pytest.mark.parametrize("lens", LENGTHS, ids=["-".join(map(str, x)) for x in LENGTHS])
+def test_products_on_padded_rows_give_the_same_layer(lens: list[int]) -> None:
+    """The products over all steps on more rows than the packed batch has (the rows past it zero,
+    as ``nmt.startup.packed_rows`` asks under bf16) change no output and no gradient."""
+    n = sum(lens)
+    want = _layer_run(Products(torch.float64, n), lens)
+    for extra in (1, 13):
+        got = _layer_run(Products(torch.float64, n + extra), lens)
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+class _Products(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the dtype and the shapes of every batched product (bmm, baddbmm) dispatched."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[torch.dtype, tuple, tuple]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        if func in (
+            torch.ops.aten.bmm.default,
+            torch.ops.aten.baddbmm.default,
+            torch.ops.aten.baddbmm_.default,
+        ):
+            a, b = args[-2:] if func is not torch.ops.aten.bmm.default else args
+            self.seen.append((a.dtype, tuple(a.shape), tuple(b.shape)))
+        return func(*args, **(kwargs or {}))
+
+
+def test_under_bf16_autocast_the_bulk_products_take_bf16_on_bucketed_rows() -> None:
+    """Training under CPU bf16 autocast: the input projection and the three weight and input
+    gradients run on bf16 operands with packed_rows(N) rows (a few sizes per doubling, so few
+    oneDNN kernels); the per-step recurrent products stay float32; the encoder's states and
+    gradients stay within bf16's rounding of float32's."""
+    torch.manual_seed(0)
+    enc = Encoder(vocab=50, emb_dim=16, hidden=8, layers=2, dropout=0.0, emb_dropout=0.0, cell="lstm").train()
+    lens = [30, 27, 25, 22, 21, 19, 9, 4, 3, 1]  # 161 packed rows: packed_rows gives 176
+    src, src_lens = batch(lens)
+    src = src.clamp(max=49)
+    ref = [t.detach() for t in enc(src, src_lens)]
+    ref_grads = torch.autograd.grad(sum(t.sum() for t in enc(src, src_lens)), list(enc.parameters()))
+    mode = _Products()
+    with mode, torch.autocast("cpu", dtype=torch.bfloat16):
+        out = enc(src, src_lens)
+    with mode:
+        grads = torch.autograd.grad(sum(t.float().sum() for t in out), list(enc.parameters()))
+    assert packed_rows(sum(lens)) == 176
+    bulk = [s for s in mode.seen if 176 in s[1] + s[2]]
+    assert len(bulk) == 2 * 4 and all(dt == torch.bfloat16 for dt, *_ in bulk)  # 4 products a layer
+    assert all(dt == torch.float32 for dt, *_ in set(mode.seen) - set(bulk))  # the recurrence
+    for a, b in zip(out, ref):
+        torch.testing.assert_close(a.float(), b, rtol=0.03, atol=0.02)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=0.05, atol=0.05 * float(b.abs().max()))
