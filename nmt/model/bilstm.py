@@ -26,7 +26,8 @@ gradients of x, W_ih and W_hh) take bf16 inputs, as autocast would give them, on
 padded with zeros to ``nmt.startup.packed_rows``: the packed row count (the batch's source
 tokens) differs from batch to batch, the padded one takes a few sizes per doubling, so oneDNN
 compiles a bounded set of kernels. The recurrence, the gates, the state and every
-gradient stay float32 (the per-step products too: their row counts are the running sentences).
+gradient stay float32, the per-step products too: at a few dozen rows bf16 is no faster there
+(docs/benchmarks.md, 2026-12-07, midnight).
 
 Packed layout: step k holds the sentences longer than k, sorted longest first, at rows
 off_k .. off_k + bs_k - 1, so a running sentence keeps its position within the step's block and
@@ -49,7 +50,7 @@ from nmt.model.dropout import dropout
 class Products(NamedTuple):
     """How ``BiLSTMLayer`` runs its products over all steps: in ``dtype`` (bf16 under CPU autocast,
     else the data's own), on ``rows`` rows (at least the packed row count N; the rows past N are
-    zeros), so that their shapes depend on the padded batch's shape only."""
+    zeros), so that their shapes take few sizes (``nmt.startup.packed_rows``)."""
 
     dtype: torch.dtype
     rows: int
