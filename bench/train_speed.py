@@ -37,7 +37,7 @@ from nmt.model.loss import sequence_loss  # noqa: E402
 from nmt.model.seq2seq import build_model, count_parameters  # noqa: E402
 from nmt.runtime import autocast, autocast_dtype, hardware, peak_memory_mib, resolve_device  # noqa: E402
 from nmt.startup import KERNEL_CACHE_TRAIN, bound_kernel_caches, tune_allocator  # noqa: E402
-from nmt.training.optim import build_optimizer  # noqa: E402
+from nmt.training.optim import build_optimizer, clipped_step  # noqa: E402
 
 SIZES = {
     "small": dict(emb_dim=256, enc_hidden=128, enc_layers=2, dec_hidden=256, dec_layers=2, vocab=8000),
@@ -148,10 +148,7 @@ def main() -> None:
             else:
                 loss, _ = model(b.src, b.src_lens, b.tgt_in, b.tgt_out, 0.1)
         scaler.scale(loss / b.n_tgt_tokens).backward()
-        scaler.unscale_(opt)
-        float(torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0))  # the trainer syncs here too
-        scaler.step(opt)
-        scaler.update()
+        clipped_step(opt, scaler, 5.0)  # as the trainer clips and steps (a float: it syncs too)
         opt.zero_grad(set_to_none=True)
 
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
