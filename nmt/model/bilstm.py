@@ -25,9 +25,10 @@ Under CPU autocast (bf16) the four products over all steps (the input projection
 gradients of x, W_ih and W_hh) take bf16 inputs, as autocast would give them, on the packed rows
 padded with zeros to ``nmt.startup.packed_rows``: the packed row count (the batch's source
 tokens) differs from batch to batch, the padded one takes a few sizes per doubling, so oneDNN
-compiles a bounded set of kernels. The recurrence, the gates, the state and every
-gradient stay float32, the per-step products too: at a few dozen rows bf16 is no faster there
-(docs/benchmarks.md, 2026-12-07, midnight).
+compiles a bounded set of kernels (the weight and input gradients they give are rounded to
+bf16, as under autocast, then kept in float32). The recurrence, the gates, the state and the
+gradients carried through time stay float32, the per-step products too: at a few dozen rows bf16
+is no faster there (docs/benchmarks.md, 2026-12-07, midnight).
 
 Packed layout: step k holds the sentences longer than k, sorted longest first, at rows
 off_k .. off_k + bs_k - 1, so a running sentence keeps its position within the step's block and

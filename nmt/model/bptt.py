@@ -80,7 +80,7 @@ class DecoderLoop(torch.autograd.Function):
     ) -> torch.Tensor:
         sd, cd = _dtypes(pre)
         ctx.in_dtypes = [x.dtype for x in (pre, h0, c0, feed0, values, keys)]
-        with _no_autocast():  # every product below is handed cd inputs
+        with _no_autocast():  # every product below is handed cd inputs (attention's per step: sd)
             state = (x.to(sd) for x in (pre, h0, c0, feed0))
             return _forward(ctx, *state, values.to(sd), keys.to(sd), valid, combine, p, training, params, cd)
 

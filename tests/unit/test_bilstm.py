@@ -176,15 +176,38 @@ def _layer_run(prod: Products, lens: list[int], dtype: torch.dtype = torch.float
 
 
 @pytest.mark.parametrize("lens", LENGTHS, ids=["-".join(map(str, x)) for x in LENGTHS])
-def test_products_on_padded_rows_give_the_same_layer(lens: list[int]) -> None:
+def test_products_on_padded_rows_give_the_same_layer(
+    lens: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The products over all steps on more rows than the packed batch has (the rows past it zero,
-    as ``nmt.startup.packed_rows`` asks under bf16) change no output and no gradient."""
+    as ``nmt.startup.packed_rows`` asks under bf16) change no output and no gradient. Fresh
+    buffers come filled with NaN, so a row left unset would show."""
+    new_empty = torch.Tensor.new_empty
+
+    def nan_filled(self: torch.Tensor, *args, **kwargs) -> torch.Tensor:  # noqa: ANN002, ANN003
+        t = new_empty(self, *args, **kwargs)
+        return t.fill_(float("nan")) if t.is_floating_point() else t
+
     n = sum(lens)
     want = _layer_run(Products(torch.float64, n), lens)
+    monkeypatch.setattr(torch.Tensor, "new_empty", nan_filled)
     for extra in (1, 13):
         got = _layer_run(Products(torch.float64, n + extra), lens)
         for a, b in zip(got, want):
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("lens", [[7, 3, 5, 1], [1, 1, 1]], ids=["7-3-5-1", "1-1-1"])
+def test_bf16_products_on_few_rows_stay_close_to_float64(lens: list[int]) -> None:
+    """Up to 64 packed rows packed_rows pads nothing, but the products still change dtype: the
+    layer's outputs and gradients stay within bf16's rounding of float64's, in float32."""
+    n = sum(lens)
+    assert packed_rows(n) == n
+    want = _layer_run(Products(torch.float64, n), lens)
+    got = _layer_run(Products(torch.bfloat16, n), lens, dtype=torch.float32)
+    for a, b in zip(got, want):
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a.double(), b, rtol=0.03, atol=0.03 * float(b.abs().max()))
 
 
 class _Products(torch.utils._python_dispatch.TorchDispatchMode):
