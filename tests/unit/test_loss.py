@@ -137,6 +137,21 @@ def test_fused_output_loss_equals_the_unfused_one(eps: float, bias: bool, chunk:
         torch.testing.assert_close(got, exp, atol=1e-10, rtol=1e-10)
 
 
+def test_fused_output_loss_is_exact_where_probabilities_underflow() -> None:
+    # logits hundreds apart: the gold tokens' probabilities underflow float32 to 0, yet their
+    # log-probabilities (the loss) and the gradients stay finite and equal the float64 reference
+    hidden, out, target = hidden_inputs(True, torch.float32)
+    hidden = (hidden * 60).requires_grad_()
+    loss, nll = output_loss(hidden, out, target, 0.1, chunk_rows=4)
+    want = reference(out(hidden).double(), target, 0.1)
+    assert torch.softmax(out(hidden), -1).gather(-1, target.unsqueeze(-1)).min() == 0  # they do underflow
+    torch.testing.assert_close(loss.double(), want, rtol=1e-5, atol=0)
+    got = grads_of(loss, hidden, out)
+    exp = grads_of(want, hidden, out)
+    for g, e in zip(got, exp, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5 * float(e.abs().max()))
+
+
 def test_fused_output_loss_gives_padding_rows_no_gradient() -> None:
     hidden, out, target = hidden_inputs(True)
     hidden.requires_grad_()
