@@ -77,7 +77,14 @@ def step_row_sizes(max_rows: int, rounding: Callable[[int], int] = step_rows) ->
 # the training cache: every batch shape's kernels, and the encoder's for every packed row size
 # up to TRAIN_MAX_PACKED_ROWS (144 sizes, 1,152 primitives at most)
 ENCODER_KERNELS = PRIMITIVES_PER_PACKED_ROWS * len(step_row_sizes(TRAIN_MAX_PACKED_ROWS, packed_rows))
-KERNEL_CACHE_TRAIN = PRIMITIVES_PER_SHAPE * TRAIN_SHAPES + ENCODER_KERNELS
+
+
+def train_kernel_cache(shapes: int) -> int:
+    """oneDNN kernels a training run keeps for reuse: those of ``shapes`` batch shapes and the encoder's."""
+    return PRIMITIVES_PER_SHAPE * shapes + ENCODER_KERNELS
+
+
+KERNEL_CACHE_TRAIN = train_kernel_cache(TRAIN_SHAPES)
 KERNEL_CACHE_DECODE = 512  # >= PRIMITIVES_PER_STEP * len(step_row_sizes(DECODE_MAX_ROWS)) = 352
 
 

@@ -53,7 +53,7 @@ from nmt.runtime import (
     hardware,
     set_threads,
 )
-from nmt.startup import ENCODER_KERNELS, PRIMITIVES_PER_SHAPE, kernel_cache_capacity, raise_kernel_caches
+from nmt.startup import kernel_cache_capacity, raise_kernel_caches, train_kernel_cache
 from nmt.training.checkpoint import CheckpointKeeper
 from nmt.training.distributed import init_distributed
 from nmt.training.optim import LRSchedule, build_optimizer, clipped_step
@@ -176,7 +176,7 @@ class Trainer(Checkpointing):
         else:
             m, shapes = 1, len(batch_shapes(src, tgt, cut(1), 1))
         self.train_split.release()
-        need = PRIMITIVES_PER_SHAPE * max(shapes, tc.max_shapes) + ENCODER_KERNELS
+        need = train_kernel_cache(max(shapes, tc.max_shapes))
         if self.device.type == "cpu" and self.amp is not None and kernel_cache_capacity() < need:
             raise_kernel_caches(need)  # read by oneDNN when it makes its first primitive
         return m, shapes
